@@ -1,0 +1,6 @@
+//! The built-in environments.
+
+pub mod math;
+pub mod sudoku;
+pub mod twenty48;
+pub mod vision;

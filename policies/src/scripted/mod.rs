@@ -1,0 +1,43 @@
+//! Scripted baselines.
+
+mod oracle;
+mod random;
+mod replay;
+
+pub use oracle::Oracle;
+pub use random::RandomPolicy;
+pub use replay::Replay;
+
+use envs::Policy;
+
+use crate::PolicyNameError;
+
+/// The scripted policies' names and help.
+pub const NAMES: &[(&str, &str)] = &[
+    ("random", "uniformly random legal action, or a random answer in the expected format"),
+    ("oracle", "answers correctly in the expected format (proves the reward ceiling)"),
+    ("replay:FILE", "replays completions from a JSONL file, keyed by env/seed/sample/step"),
+];
+
+/// Builds a scripted policy by name; `Ok(None)` if the name is not scripted.
+pub fn make(name: &str) -> Result<Option<Box<dyn Policy>>, PolicyNameError> {
+    Ok(Some(match name {
+        "random" => Box::new(RandomPolicy),
+        "oracle" => Box::new(Oracle),
+        _ => {
+            if let Some(path) = name.strip_prefix("replay:") {
+                let r = Replay::from_file(std::path::Path::new(path))
+                    .map_err(|reason| PolicyNameError::Build { name: name.to_string(), reason })?;
+                Box::new(r)
+            } else {
+                return Ok(None);
+            }
+        }
+    }))
+}
+
+/// A deterministic RNG for one request's sample `i`.
+pub(crate) fn rng_for(seed: u64, sample: usize) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(envs::policy::derive_seed(seed, sample as u64))
+}

@@ -1,0 +1,88 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use envs::{Completion, EpisodeRecord, Policy, PolicyError, Request, SamplingParams};
+
+/// Replays recorded completions, keyed by (env, seed, sample, step).
+///
+/// Each line of the file is either a trajectory line written by
+/// `gym run --out` (its steps' actions are replayed) or a single record
+/// `{"env": "math", "seed": 3, "sample": 0, "step": 0, "completion": "..."}`
+/// where `env` may be omitted (any env) and `sample`/`step` default to 0.
+/// A request with no recorded completion is an error naming the key.
+pub struct Replay {
+    by_key: HashMap<(Option<String>, u64, usize, usize), String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Single {
+    env: Option<String>,
+    seed: u64,
+    #[serde(default)]
+    sample: usize,
+    #[serde(default)]
+    step: usize,
+    completion: String,
+}
+
+impl Replay {
+    /// Reads a replay file; errors name the file and line.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses replay JSONL text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut by_key = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", i + 1))?;
+            if v.get("steps").is_some() {
+                let ep: EpisodeRecord =
+                    serde_json::from_value(v).map_err(|e| format!("line {}: bad trajectory record: {e}", i + 1))?;
+                for (t, s) in ep.steps.iter().enumerate() {
+                    by_key.insert((Some(ep.env.clone()), ep.seed, ep.sample, t), s.action.clone());
+                }
+            } else {
+                let s: Single = serde_json::from_value(v).map_err(|e| format!("line {}: {e}", i + 1))?;
+                by_key.insert((s.env, s.seed, s.sample, s.step), s.completion);
+            }
+        }
+        if by_key.is_empty() {
+            return Err("no completions recorded".into());
+        }
+        Ok(Self { by_key })
+    }
+
+    fn lookup(&self, r: &Request<'_>) -> Option<&String> {
+        let k = r.key;
+        self.by_key
+            .get(&(Some(k.env.to_string()), k.seed, k.sample, k.step))
+            .or_else(|| self.by_key.get(&(None, k.seed, k.sample, k.step)))
+    }
+}
+
+impl Policy for Replay {
+    fn name(&self) -> &str {
+        "replay"
+    }
+
+    fn generate(&self, requests: &[Request<'_>], params: &SamplingParams) -> Result<Vec<Vec<Completion>>, PolicyError> {
+        requests
+            .iter()
+            .map(|r| {
+                let text = self.lookup(r).ok_or_else(|| {
+                    PolicyError::Missing(format!(
+                        "replay file has no completion for env {} seed {} sample {} step {}",
+                        r.key.env, r.key.seed, r.key.sample, r.key.step
+                    ))
+                })?;
+                Ok(vec![Completion::text(text.clone()); params.n.max(1)])
+            })
+            .collect()
+    }
+}

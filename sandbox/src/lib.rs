@@ -1,0 +1,1 @@
+//! Runs untrusted, model-written programs under hard limits.

@@ -1,0 +1,1 @@
+//! Trainers (GRPO, SFT) that fine-tune policies on env rewards.
