@@ -1,1 +1,33 @@
-fn main() {}
+//! The `gym` command line.
+
+use clap::{Parser, Subcommand};
+
+/// gym: environments for training LLMs with reinforcement learning.
+#[derive(Parser)]
+#[command(name = "gym", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List envs (with their options) and policies.
+    List,
+    /// Run episodes of an env with a policy and print a summary.
+    Run(gym::run::RunArgs),
+    /// Play an env in the terminal as a human.
+    Play(gym::play::PlayArgs),
+    /// Pretty-print a trajectory file with reward breakdowns.
+    Show(gym::show::ShowArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => gym::run::list(),
+        Command::Run(a) => gym::run::run(a),
+        Command::Play(a) => gym::play::play(a),
+        Command::Show(a) => gym::show::show(a),
+    }
+}

@@ -1,0 +1,10 @@
+//! # gym — the binary's library
+//!
+//! The `gym` command is a thin clap front end over these modules:
+//! * [`run`]: `gym run` — parallel deterministic rollouts with a summary;
+//! * [`show`]: `gym show` — pretty-prints trajectory files;
+//! * [`play`]: `gym play` — play an env in the terminal as a human.
+
+pub mod play;
+pub mod run;
+pub mod show;
