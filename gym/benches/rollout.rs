@@ -1,6 +1,6 @@
 //! Rollout scaling: the same random-policy 2048 workload on 1 and 2 threads
-#![allow(missing_docs)] // criterion_group! generates undocumented public items
 //! (results are identical; only wall time differs), and one-step math.
+#![allow(missing_docs)] // criterion_group! generates undocumented public items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use envs::{Registry, RolloutConfig, SamplingParams};
