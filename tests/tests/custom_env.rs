@@ -15,7 +15,10 @@ impl Env for Guess {
         self.target = Some(seed % 10);
         self.done = false;
         Ok(Observation {
-            messages: vec![Message::system("Reply with one digit."), Message::user(format!("Guess my digit ({seed})."))],
+            messages: vec![
+                Message::system("Reply with one digit."),
+                Message::user(format!("Guess my digit ({seed}).")),
+            ],
             ..Observation::default()
         })
     }
