@@ -334,7 +334,10 @@ mod tests {
         close(r[0].unwrap(), 0.7);
     }
 
-    fn golden() -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<bool>>, Vec<f64>) {
+    type Golden = (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<bool>>, Vec<f64>);
+
+    /// lp, old, ref, mask, advantages of grpo.md §13.
+    fn golden() -> Golden {
         (
             vec![vec![-1.0, -0.5, -2.0], vec![-0.3, -1.2, 0.0]],
             vec![vec![-1.1, -0.5, -1.5], vec![-0.3, -1.0, 0.0]],
