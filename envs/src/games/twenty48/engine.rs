@@ -763,7 +763,8 @@ mod tests {
 
     #[test]
     fn merges_once_per_move() {
-        let cases: [([u64; 4], [u64; 4], [u64; 4], u32); 7] = [
+        type Case = ([u64; 4], [u64; 4], [u64; 4], u32);
+        let cases: [Case; 7] = [
             ([2, 2, 2, 2], [4, 4, 0, 0], [0, 0, 4, 4], 8),
             ([4, 4, 8, 0], [8, 8, 0, 0], [0, 0, 8, 8], 8),
             ([2, 0, 0, 2], [4, 0, 0, 0], [0, 0, 0, 4], 4),
@@ -821,7 +822,7 @@ mod tests {
             let b = u64::from(row);
             assert_eq!(move_score(b, Dir::Left), move_score(b, Dir::Right));
             let ranks = unpack(b);
-            if ranks.iter().any(|&r| r == 15) {
+            if ranks.contains(&15) {
                 continue; // the nibble cap differs by design
             }
             for dir in [Dir::Left, Dir::Right] {

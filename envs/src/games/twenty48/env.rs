@@ -243,7 +243,7 @@ pub fn greedy_move(game: &Game) -> Option<Dir> {
     let mut best: Option<(u64, Dir)> = None;
     for d in [Dir::Down, Dir::Left, Dir::Right, Dir::Up] {
         if let Some(s) = game.preview(d) {
-            if best.map_or(true, |(b, _)| s > b) {
+            if !matches!(best, Some((b, _)) if s <= b) {
                 best = Some((s, d));
             }
         }
