@@ -80,6 +80,19 @@ fn expectimax_rollout_first_steps() {
     assert_eq!(last.extra["outcome"], "won");
 }
 
+/// The expectimax baseline wins real 4×4 games to 2048.
+#[test]
+fn expectimax_reaches_2048() {
+    let eps = run("expectimax", &[], 2, 1);
+    for e in &eps {
+        let last = e.steps.last().unwrap();
+        assert!(e.success, "seed {}: best tile {}", e.seed, last.extra["max_tile"]);
+        assert_eq!(last.extra["max_tile"], 2048);
+        // Reaching 2048 is worth > +4 over random play (score ~20,000 vs ~1,000).
+        assert!(e.total_reward > 4.0, "seed {}: reward {}", e.seed, e.total_reward);
+    }
+}
+
 #[test]
 fn invalid_replies_are_penalised_with_reasons() {
     let mut env = maker(&["invalid_allowance=2"])();

@@ -336,6 +336,23 @@ pub fn max_rank(board: Bitboard) -> u8 {
     (0..16).map(|i| ((board >> (4 * i)) & 0xF) as u8).max().unwrap_or(0)
 }
 
+/// Whether any tile has rank ≥ `rank` (branch-free: nibbles are added to
+/// `16 − rank` in 8-bit lanes, and bit 4 of a lane tells if it carried).
+#[inline]
+pub fn has_rank_at_least(board: Bitboard, rank: u8) -> bool {
+    if rank == 0 {
+        return true;
+    }
+    if rank > 15 {
+        return false;
+    }
+    const LO: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    let add = u64::from(16 - rank) * 0x0101_0101_0101_0101;
+    let even = (board & LO) + add;
+    let odd = ((board >> 4) & LO) + add;
+    (even | odd) & 0x1010_1010_1010_1010 != 0
+}
+
 /// The rank of cell `index` (row-major).
 #[inline]
 pub fn rank_at(board: Bitboard, index: usize) -> u8 {
@@ -619,7 +636,10 @@ impl Game {
 
     /// Whether a tile reached the target.
     pub fn won(&self) -> bool {
-        self.max_rank() >= self.target_rank
+        match &self.repr {
+            Repr::Bits(b) => has_rank_at_least(*b, self.target_rank),
+            Repr::Grid(g) => g.iter().any(|&r| r >= self.target_rank),
+        }
     }
 
     /// The merge score `dir` would earn, or `None` if it changes nothing
@@ -641,10 +661,28 @@ impl Game {
 
     /// The legal moves in action-id order (empty when the game is over).
     pub fn legal_moves(&self) -> Vec<Dir> {
+        let mask = self.legal_mask();
+        Dir::ALL.into_iter().filter(|d| mask & (1 << d.id()) != 0).collect()
+    }
+
+    /// The legal moves as a bit mask: bit `i` is set when the move with
+    /// action id `i` is legal (0 when the game is over). Allocation-free.
+    pub fn legal_mask(&self) -> u8 {
         if self.won() {
-            return Vec::new();
+            return 0;
         }
-        Dir::ALL.into_iter().filter(|&d| self.can_move(d)).collect()
+        Dir::ALL.iter().fold(0, |m, &d| if self.can_move(d) { m | (1 << d.id()) } else { m })
+    }
+
+    /// A uniformly random legal move (one `gen_range(0..count)` draw as
+    /// `u32`), or `None` when the game is over. Allocation-free.
+    pub fn random_move<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<Dir> {
+        let mask = self.legal_mask();
+        if mask == 0 {
+            return None;
+        }
+        let k = rng.gen_range(0..mask.count_ones());
+        Dir::ALL.into_iter().filter(|d| mask & (1 << d.id()) != 0).nth(k as usize)
     }
 
     /// Whether the game ended: target reached or no legal move.
@@ -678,7 +716,7 @@ impl Game {
         self.moves += 1;
         self.spawn();
         if let Repr::Bits(b) = self.repr {
-            if max_rank(b) >= 15 {
+            if has_rank_at_least(b, 15) {
                 self.repr = Repr::Grid(unpack(b).to_vec());
             }
         }
@@ -845,6 +883,17 @@ mod tests {
                 for c in 0..4 {
                     assert_eq!(u[4 * r + c], t[4 * c + r]);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_threshold_matches_max_rank() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for _ in 0..2000 {
+            let b: u64 = rng.gen::<u64>() & rng.gen::<u64>() & rng.gen::<u64>();
+            for t in 0..=16u8 {
+                assert_eq!(has_rank_at_least(b, t), max_rank(b) >= t, "{b:#x} {t}");
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The `2048` env: one move per turn, graded against random play.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
@@ -66,11 +66,7 @@ pub fn random_baseline(start: &Game, seed: u64, games: usize, max_moves: u64) ->
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, 2 * k + 2));
         let mut moves = 0;
         while moves < max_moves {
-            let legal = g.legal_moves();
-            if legal.is_empty() {
-                break;
-            }
-            let d = legal[rng.gen_range(0..legal.len())];
+            let Some(d) = g.random_move(&mut rng) else { break };
             // Legal moves always apply.
             let _ = g.apply(d);
             moves += 1;
@@ -153,6 +149,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Twenty48Env {
     cfg: Config,
+    system: String,
     game: Option<Game>,
     baseline: Option<Baseline>,
     invalid_streak: u32,
@@ -163,7 +160,8 @@ pub struct Twenty48Env {
 impl Twenty48Env {
     /// An env with these settings (validated by the registry).
     pub fn new(cfg: Config) -> Self {
-        Self { cfg, game: None, baseline: None, invalid_streak: 0, turns: 0, done: false }
+        let system = system_prompt(&cfg);
+        Self { cfg, system, game: None, baseline: None, invalid_streak: 0, turns: 0, done: false }
     }
 
     /// The current game, after `reset`.
@@ -175,12 +173,13 @@ impl Twenty48Env {
     pub fn baseline(&self) -> Option<&Baseline> {
         self.baseline.as_ref()
     }
+}
 
-    fn system_prompt(&self) -> String {
-        let n = self.cfg.size;
-        let t = self.cfg.target;
-        format!(
-            "You are playing 2048 on a {n}x{n} board. Each turn you slide all tiles up, down, left or right. \
+fn system_prompt(cfg: &Config) -> String {
+    let n = cfg.size;
+    let t = cfg.target;
+    format!(
+        "You are playing 2048 on a {n}x{n} board. Each turn you slide all tiles up, down, left or right. \
 Tiles move as far as they can; two equal tiles that collide merge into one tile of their sum, and a tile \
 merges at most once per move. Each merge adds the new tile's value to your score. After every move a new \
 tile (2 with probability 0.9, 4 with probability 0.1) appears on a random empty cell. A move that changes \
@@ -189,10 +188,11 @@ Reply with exactly one move inside <answer></answer>: up, down, left or right (o
 case does not matter), for example <answer>left</answer>. You may think before answering; only the last \
 <answer> tag is read. {a} invalid replies in a row end the game. Your final score is compared with \
 random play from the same start, and reaching {t} earns a bonus.",
-            a = self.cfg.invalid_allowance
-        )
-    }
+        a = cfg.invalid_allowance
+    )
+}
 
+impl Twenty48Env {
     fn observe(&self, game: &Game, feedback: Option<&str>, ended: Option<Outcome>) -> Observation {
         let legal = if ended.is_some() { Vec::new() } else { game.legal_moves() };
         let names: Vec<&str> = legal.iter().map(|d| d.name()).collect();
@@ -229,7 +229,7 @@ random play from the same start, and reaching {t} earns a bonus.",
             "invalid_left": self.cfg.invalid_allowance.saturating_sub(self.invalid_streak),
         });
         Observation {
-            messages: vec![Message::system(self.system_prompt()), Message::user(text)],
+            messages: vec![Message::system(self.system.clone()), Message::user(text)],
             images: Vec::new(),
             state,
             legal_actions: legal.iter().map(|d| format!("<answer>{}</answer>", d.name())).collect(),
@@ -346,6 +346,7 @@ impl Env for Twenty48Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng;
 
     fn env() -> Twenty48Env {
         Twenty48Env::new(Config::default())
