@@ -44,12 +44,12 @@ fn render(ep: &EpisodeRecord, steps: usize) -> String {
     }
     let last = ep.steps.last().map(|s| &s.extra);
     out.push_str(&format!(
-        "=== {} steps, total reward {:.3}, success {}, outcome {}, baseline score {}\n",
+        "=== {} steps, total reward {:.3}, success {}, outcome {}, baseline progress {}\n",
         n,
         ep.total_reward,
         ep.success,
         last.map_or("-".into(), |e| e["outcome"].to_string()),
-        last.map_or("-".into(), |e| e["baseline_score"].to_string())
+        last.map_or("-".into(), |e| e["baseline_progress"].to_string())
     ));
     out
 }
@@ -88,8 +88,8 @@ fn expectimax_reaches_2048() {
         let last = e.steps.last().unwrap();
         assert!(e.success, "seed {}: best tile {}", e.seed, last.extra["max_tile"]);
         assert_eq!(last.extra["max_tile"], 2048);
-        // Reaching 2048 is worth > +4 over random play (score ~20,000 vs ~1,000).
-        assert!(e.total_reward > 4.0, "seed {}: reward {}", e.seed, e.total_reward);
+        // Reaching 2048 is worth > +3 over random play (2048 vs a median 128).
+        assert!(e.total_reward > 3.0, "seed {}: reward {}", e.seed, e.total_reward);
     }
 }
 
@@ -150,9 +150,16 @@ fn rewards_rank_the_baselines() {
 #[test]
 #[ignore = "slow: plays 20 full games per policy"]
 fn baseline_strength_report() {
-    for p in ["random", "corner", "greedy-merge", "expectimax"] {
+    for (p, n) in [
+        ("random", 20),
+        ("random", 500),
+        ("corner", 500),
+        ("greedy-merge", 500),
+        ("expectimax", 20),
+        ("expectimax", 100),
+    ] {
         let t = std::time::Instant::now();
-        let eps = run(p, &[], 20, 1);
+        let eps = run(p, &[], n, 1);
         let s = Summary::of(&eps);
         let mut tiles: Vec<u64> =
             eps.iter().map(|e| e.steps.last().unwrap().extra["max_tile"].as_u64().unwrap()).collect();
@@ -160,7 +167,7 @@ fn baseline_strength_report() {
         let score: f64 = eps.iter().map(|e| e.steps.last().unwrap().extra["score"].as_f64().unwrap()).sum::<f64>()
             / eps.len() as f64;
         println!(
-            "{p:>12}: mean reward {:.3}, success {:.0} %, mean score {score:.0}, median max tile {}, mean moves {:.0}, {:.1} s",
+            "{p:>12} x{n}: mean reward {:.3}, success {:.0} %, mean score {score:.0}, median max tile {}, mean moves {:.0}, {:.1} s",
             s.mean_reward,
             100.0 * s.success_rate,
             tiles[tiles.len() / 2],

@@ -13,9 +13,7 @@ use crate::types::{Action, Message, Observation, Step, StepInfo};
 /// Weight of the `invalid` term (its value is −1 per invalid reply).
 pub const INVALID_WEIGHT: f64 = 0.1;
 /// Floor of the `vs_random` term.
-pub const VS_RANDOM_FLOOR: f64 = -2.0;
-/// Added to scores before taking logs in `vs_random` (so a score of 0 is finite).
-pub const SCORE_OFFSET: f64 = 4.0;
+pub const VS_RANDOM_FLOOR: f64 = -3.0;
 
 /// The env's settings (its registry options).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,14 +39,32 @@ impl Default for Config {
 /// What random play achieves from an episode's initial position.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Baseline {
-    /// Mean of `log2(score + SCORE_OFFSET)` over the random games.
-    pub mean_log_score: f64,
-    /// The matching geometric-mean score (`2^mean_log_score − SCORE_OFFSET`).
+    /// Mean [`progress`] of the random games.
+    pub progress: f64,
+    /// Mean final score of the random games (reported, not graded).
     pub score: f64,
     /// Fraction of random games that reached the target.
     pub success_rate: f64,
     /// Number of random games.
     pub games: usize,
+}
+
+/// How far a game got, in tile doublings: `log2(target)` for a won game;
+/// otherwise `r + min(1, (S − M) / M)`, where `M = 2^r` is the largest tile
+/// and `S` the sum of all tiles (the board's mass: once `S ≥ 2M` it holds
+/// enough for the next doubling). A lost game therefore never outranks a
+/// won one, winning sooner is not worse than winning later, and the measure
+/// is continuous (a 128 with mass 256 counts like a 256 alone).
+pub fn progress(game: &Game) -> f64 {
+    if game.won() {
+        return game.target().trailing_zeros() as f64;
+    }
+    let m = game.max_tile();
+    if m == 0 {
+        return 0.0;
+    }
+    let sum: u64 = game.cells().iter().sum();
+    f64::from(m.trailing_zeros()) + ((sum - m) as f64 / m as f64).min(1.0)
 }
 
 /// Plays `games` uniformly random games (legal moves only, at most
@@ -58,7 +74,7 @@ pub struct Baseline {
 /// rules.
 pub fn random_baseline(start: &Game, seed: u64, games: usize, max_moves: u64) -> Baseline {
     let games = games.max(1);
-    let mut log_sum = 0.0;
+    let (mut progress_sum, mut score_sum) = (0.0, 0.0);
     let mut wins = 0usize;
     for k in 0..games as u64 {
         let mut g = start.clone();
@@ -71,22 +87,18 @@ pub fn random_baseline(start: &Game, seed: u64, games: usize, max_moves: u64) ->
             let _ = g.apply(d);
             moves += 1;
         }
-        log_sum += (g.score() as f64 + SCORE_OFFSET).log2();
+        progress_sum += progress(&g);
+        score_sum += g.score() as f64;
         wins += usize::from(g.won());
     }
-    let mean_log_score = log_sum / games as f64;
-    Baseline {
-        mean_log_score,
-        score: mean_log_score.exp2() - SCORE_OFFSET,
-        success_rate: wins as f64 / games as f64,
-        games,
-    }
+    let n = games as f64;
+    Baseline { progress: progress_sum / n, score: score_sum / n, success_rate: wins as f64 / n, games }
 }
 
-/// The `vs_random` value of a final score: `log2((score + 4) / (baseline + 4))`
-/// with the baseline's geometric mean, floored at −2.
-pub fn vs_random(score: u64, baseline: &Baseline) -> f64 {
-    ((score as f64 + SCORE_OFFSET).log2() - baseline.mean_log_score).max(VS_RANDOM_FLOOR)
+/// The `vs_random` value of a finished game: its [`progress`] minus the
+/// random games' mean progress, floored at −3.
+pub fn vs_random(game: &Game, baseline: &Baseline) -> f64 {
+    (progress(game) - baseline.progress).max(VS_RANDOM_FLOOR)
 }
 
 /// Parses a reply: the last `<answer>…</answer>` must hold exactly one move
@@ -108,6 +120,10 @@ pub fn parse_reply(text: &str) -> Result<Dir, String> {
         [w] => Dir::parse(w).ok_or_else(|| format!("`{}` is not a move; answer up, down, left or right", clip(w))),
         _ => Err(format!("expected exactly one move inside <answer>, got `{}`", clip(inner.trim()))),
     }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn clip(s: &str) -> String {
@@ -315,11 +331,13 @@ impl Env for Twenty48Env {
         extra.insert("max_tile".into(), json!(game.max_tile()));
         extra.insert("moves".into(), json!(game.moves()));
         extra.insert("merge".into(), json!(gained));
-        extra.insert("baseline_score".into(), json!((baseline.score * 10.0).round() / 10.0));
+        extra.insert("progress".into(), json!(round3(progress(&game))));
+        extra.insert("baseline_progress".into(), json!(round3(baseline.progress)));
+        extra.insert("baseline_score".into(), json!(round3(baseline.score)));
         extra.insert("baseline_success".into(), json!(baseline.success_rate));
         if let Some(o) = outcome {
             let won = o == Outcome::Won;
-            info.term("vs_random", Some(vs_random(game.score(), &baseline)), 1.0);
+            info.term("vs_random", Some(vs_random(&game, &baseline)), 1.0);
             info.term("success", Some(f64::from(u8::from(won)) - baseline.success_rate), 1.0);
             info.success = Some(won);
             info.extra.insert("outcome".into(), json!(o.name()));
@@ -461,12 +479,28 @@ mod tests {
     }
 
     #[test]
+    fn progress_ranks_wins_above_losses_and_is_continuous() {
+        let g = |cells: &[u64], target| Game::from_cells(3, cells, target, 0).unwrap();
+        // A lone 128: 7 doublings; with mass 256 it counts as 8.
+        assert_eq!(progress(&g(&[128, 0, 0, 0, 0, 0, 0, 0, 0], 2048)), 7.0);
+        assert_eq!(progress(&g(&[128, 64, 64, 0, 0, 0, 0, 0, 0], 2048)), 8.0);
+        assert_eq!(progress(&g(&[256, 0, 0, 0, 0, 0, 0, 0, 0], 2048)), 8.0);
+        assert_eq!(progress(&g(&[128, 64, 0, 0, 0, 0, 0, 0, 0], 2048)), 7.5);
+        // A won game (target 256) is worth exactly log2(256) whatever its mass;
+        // a lost game with a full board of 128s is worth at most that.
+        assert_eq!(progress(&g(&[256, 128, 64, 0, 0, 0, 0, 0, 0], 256)), 8.0);
+        let lost = g(&[128, 64, 128, 64, 128, 64, 128, 64, 128], 256);
+        assert!(lost.is_over() && progress(&lost) <= 8.0);
+    }
+
+    #[test]
     fn baseline_is_deterministic_and_matches_published_random_play() {
         let g = Game::new(4, 5);
         let a = random_baseline(&g, 1, 64, 5000);
         assert_eq!(a, random_baseline(&g, 1, 64, 5000));
-        // Random 4x4 play: mean score ~1,100 (envs.md §1.6).
-        assert!((600.0..1800.0).contains(&a.score), "{a:?}");
+        // Random 4x4 play: mean score ~1,100, median max tile 128 (envs.md §1.6).
+        assert!((800.0..1500.0).contains(&a.score), "{a:?}");
+        assert!((6.5..8.0).contains(&a.progress), "{a:?}");
         assert_eq!(a.success_rate, 0.0);
     }
 }
