@@ -67,17 +67,31 @@ const SUM_WEIGHT: f32 = 11.0;
 const MERGES_WEIGHT: f32 = 700.0;
 const EMPTY_WEIGHT: f32 = 270.0;
 
+/// `(rank^SUM_POWER, rank^MONOTONICITY_POWER)` for every rank.
+fn powers() -> &'static [(f32, f32); 256] {
+    static POW: OnceLock<[(f32, f32); 256]> = OnceLock::new();
+    POW.get_or_init(|| {
+        let mut t = [(0.0, 0.0); 256];
+        for (r, p) in t.iter_mut().enumerate() {
+            let r = r as f32;
+            *p = (r.powf(SUM_POWER), r.powf(MONOTONICITY_POWER));
+        }
+        t
+    })
+}
+
 /// The heuristic value of one line of ranks: rewards empty cells, adjacent
 /// equal tiles and monotonic lines; penalises large tiles (sum of
 /// rank^3.5), so merging them is always an improvement.
 fn line_heuristic(line: &[u8]) -> f32 {
+    let pow = powers();
     let mut sum = 0.0;
     let mut empty = 0.0;
     let mut merges = 0.0;
     let mut prev = 0u8;
     let mut counter = 0.0;
     for &rank in line {
-        sum += f32::from(rank).powf(SUM_POWER);
+        sum += pow[usize::from(rank)].0;
         if rank == 0 {
             empty += 1.0;
         } else {
@@ -95,7 +109,7 @@ fn line_heuristic(line: &[u8]) -> f32 {
     }
     let (mut mono_left, mut mono_right) = (0.0f32, 0.0f32);
     for w in line.windows(2) {
-        let (a, b) = (f32::from(w[0]).powf(MONOTONICITY_POWER), f32::from(w[1]).powf(MONOTONICITY_POWER));
+        let (a, b) = (pow[usize::from(w[0])].1, pow[usize::from(w[1])].1);
         if w[0] > w[1] {
             mono_left += a - b;
         } else {

@@ -441,7 +441,7 @@ pub fn move_grid(ranks: &mut [u8], n: usize, dir: Dir) -> Option<u64> {
         for (i, cell) in line[..n].iter_mut().enumerate() {
             *cell = ranks[line_index(n, dir, k, i)];
         }
-        score += slide_line(&mut line[..n]);
+        score = slide_line(&mut line[..n]).saturating_add(score);
         for (i, &cell) in line[..n].iter().enumerate() {
             let idx = line_index(n, dir, k, i);
             if ranks[idx] != cell {
@@ -712,7 +712,7 @@ impl Game {
         let Some(gained) = gained else {
             return Err(if self.is_over() { MoveError::GameOver } else { MoveError::NoChange(dir) });
         };
-        self.score += gained;
+        self.score = self.score.saturating_add(gained);
         self.moves += 1;
         self.spawn();
         if let Repr::Bits(b) = self.repr {

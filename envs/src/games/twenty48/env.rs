@@ -63,8 +63,8 @@ pub fn progress(game: &Game) -> f64 {
     if m == 0 {
         return 0.0;
     }
-    let sum: u64 = game.cells().iter().sum();
-    f64::from(m.trailing_zeros()) + ((sum - m) as f64 / m as f64).min(1.0)
+    let sum = game.cells().iter().fold(0u64, |a, &v| a.saturating_add(v));
+    f64::from(m.trailing_zeros()) + (sum.saturating_sub(m) as f64 / m as f64).min(1.0)
 }
 
 /// Plays `games` uniformly random games (legal moves only, at most
