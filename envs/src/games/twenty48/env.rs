@@ -202,8 +202,8 @@ tile (2 with probability 0.9, 4 with probability 0.1) appears on a random empty 
 nothing is invalid. The game ends when you make a {t} tile (you win) or when no move is possible.\n\n\
 Reply with exactly one move inside <answer></answer>: up, down, left or right (or the keys W, S, A, D; \
 case does not matter), for example <answer>left</answer>. You may think before answering; only the last \
-<answer> tag is read. {a} invalid replies in a row end the game. Your final score is compared with \
-random play from the same start, and reaching {t} earns a bonus.",
+<answer> tag is read. {a} invalid replies in a row end the game. At the end, the tiles you built are \
+compared with random play from the same start, and reaching {t} earns a bonus.",
         a = cfg.invalid_allowance
     )
 }

@@ -94,7 +94,8 @@ pub fn spec() -> EnvSpec {
     EnvSpec {
         id: "2048",
         version: 1,
-        description: "2048 sliding-tile game, one move per turn; reward = final score vs random play + target bonus",
+        description:
+            "2048 sliding-tile game, one move per turn; reward = tiles built vs random play from the same start",
         max_steps: MAX_STEPS,
         options: vec![
             OptionSpec {
