@@ -161,6 +161,23 @@ impl Outcome {
     }
 }
 
+fn system_prompt(cfg: &Config) -> String {
+    let n = cfg.size;
+    let t = cfg.target;
+    format!(
+        "You are playing 2048 on a {n}x{n} board. Each turn you slide all tiles up, down, left or right. \
+Tiles move as far as they can; two equal tiles that collide merge into one tile of their sum, and a tile \
+merges at most once per move. Each merge adds the new tile's value to your score. After every move a new \
+tile (2 with probability 0.9, 4 with probability 0.1) appears on a random empty cell. A move that changes \
+nothing is invalid. The game ends when you make a {t} tile (you win) or when no move is possible.\n\n\
+Reply with exactly one move inside <answer></answer>: up, down, left or right (or the keys W, S, A, D; \
+case does not matter), for example <answer>left</answer>. You may think before answering; only the last \
+<answer> tag is read. {a} invalid replies in a row end the game. At the end, the tiles you built are \
+compared with random play from the same start, and reaching {t} earns a bonus.",
+        a = cfg.invalid_allowance
+    )
+}
+
 /// The 2048 env (see the module docs for the protocol and rewards).
 #[derive(Debug, Clone)]
 pub struct Twenty48Env {
@@ -189,26 +206,7 @@ impl Twenty48Env {
     pub fn baseline(&self) -> Option<&Baseline> {
         self.baseline.as_ref()
     }
-}
 
-fn system_prompt(cfg: &Config) -> String {
-    let n = cfg.size;
-    let t = cfg.target;
-    format!(
-        "You are playing 2048 on a {n}x{n} board. Each turn you slide all tiles up, down, left or right. \
-Tiles move as far as they can; two equal tiles that collide merge into one tile of their sum, and a tile \
-merges at most once per move. Each merge adds the new tile's value to your score. After every move a new \
-tile (2 with probability 0.9, 4 with probability 0.1) appears on a random empty cell. A move that changes \
-nothing is invalid. The game ends when you make a {t} tile (you win) or when no move is possible.\n\n\
-Reply with exactly one move inside <answer></answer>: up, down, left or right (or the keys W, S, A, D; \
-case does not matter), for example <answer>left</answer>. You may think before answering; only the last \
-<answer> tag is read. {a} invalid replies in a row end the game. At the end, the tiles you built are \
-compared with random play from the same start, and reaching {t} earns a bonus.",
-        a = cfg.invalid_allowance
-    )
-}
-
-impl Twenty48Env {
     fn observe(&self, game: &Game, feedback: Option<&str>, ended: Option<Outcome>) -> Observation {
         let legal = if ended.is_some() { Vec::new() } else { game.legal_moves() };
         let names: Vec<&str> = legal.iter().map(|d| d.name()).collect();
