@@ -183,7 +183,11 @@ pub fn generate(shape: Shape, difficulty: Difficulty, rng: &mut dyn RngCore) -> 
         if p.guesses >= t.min_guesses {
             return p;
         }
-        if best.as_ref().map_or(true, |b| p.guesses > b.guesses) {
+        let better = match &best {
+            Some(b) => p.guesses > b.guesses,
+            None => true,
+        };
+        if better {
             best = Some(p);
         }
     }

@@ -325,24 +325,22 @@ impl Grid {
         let mut rows = [0u16; MAX_SIZE];
         let mut cols = [0u16; MAX_SIZE];
         let mut boxes = [0u16; MAX_SIZE];
-        for r in 0..n {
-            for c in 0..n {
-                let v = self.cells[r * n + c];
-                if v == 0 {
-                    if complete {
-                        return false;
-                    }
-                    continue;
-                }
-                let b = bit(v);
-                let bx = self.shape.box_of(r, c);
-                if (rows[r] | cols[c] | boxes[bx]) & b != 0 {
+        for (i, &v) in self.cells[..n * n].iter().enumerate() {
+            if v == 0 {
+                if complete {
                     return false;
                 }
-                rows[r] |= b;
-                cols[c] |= b;
-                boxes[bx] |= b;
+                continue;
             }
+            let (r, c) = (i / n, i % n);
+            let b = bit(v);
+            let bx = self.shape.box_of(r, c);
+            if (rows[r] | cols[c] | boxes[bx]) & b != 0 {
+                return false;
+            }
+            rows[r] |= b;
+            cols[c] |= b;
+            boxes[bx] |= b;
         }
         true
     }
