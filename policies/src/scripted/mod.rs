@@ -3,10 +3,12 @@
 mod oracle;
 mod random;
 mod replay;
+mod solver;
 
 pub use oracle::Oracle;
 pub use random::RandomPolicy;
 pub use replay::Replay;
+pub use solver::{solve_reply, SudokuSolver};
 
 use envs::Policy;
 
@@ -16,6 +18,7 @@ use crate::PolicyNameError;
 pub const NAMES: &[(&str, &str)] = &[
     ("random", "uniformly random legal action, or a random answer in the expected format"),
     ("oracle", "answers correctly in the expected format (proves the reward ceiling)"),
+    ("solver", "solves Sudoku itself: the full grid (mode=answer) or the next placement (mode=move)"),
     ("replay:FILE", "replays completions from a JSONL file, keyed by env/seed/sample/step"),
 ];
 
@@ -24,6 +27,7 @@ pub fn make(name: &str) -> Result<Option<Box<dyn Policy>>, PolicyNameError> {
     Ok(Some(match name {
         "random" => Box::new(RandomPolicy),
         "oracle" => Box::new(Oracle),
+        "solver" => Box::new(SudokuSolver),
         _ => {
             if let Some(path) = name.strip_prefix("replay:") {
                 let r = Replay::from_file(std::path::Path::new(path))
