@@ -457,7 +457,7 @@ fn box_words(shape: Shape) -> String {
     if br == bc {
         format!("{br}×{bc} box")
     } else {
-        format!("{br}×{bc} box ({br} rows by {bc} columns)")
+        format!("{br}-row by {bc}-column box")
     }
 }
 
