@@ -598,7 +598,8 @@ fn fractions(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
 // ---------------------------------------------------------------- quantities
 
 fn quantities(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
-    let (thing, box_word) = *pick(rng, &[("apples", "crates"), ("eggs", "cartons"), ("pencils", "boxes"), ("cookies", "trays")]);
+    let (thing, box_word) =
+        *pick(rng, &[("apples", "crates"), ("eggs", "cartons"), ("pencils", "boxes"), ("cookies", "trays")]);
     let boxes = rng.gen_range(2..=12);
     let per = rng.gen_range(6..=24);
     let total = boxes * per;

@@ -53,7 +53,8 @@ pub fn spec() -> EnvSpec {
                 name: "source",
                 kind: OptionKind::Choice(&["generated", "gsm8k", "jsonl"]),
                 default: "generated",
-                help: "where problems come from: the built-in generator, a GSM8K JSONL file or a prompt/answer JSONL file",
+                help:
+                    "where problems come from: the built-in generator, a GSM8K JSONL file or a prompt/answer JSONL file",
             },
             OptionSpec {
                 name: "path",
@@ -140,10 +141,7 @@ pub(crate) fn tags_from_options(opts: &Options) -> Result<Tags, EnvError> {
     };
     let tags = Tags { reasoning: check("reasoning_tag")?, answer: check("answer_tag")? };
     if tags.reasoning == tags.answer {
-        return Err(EnvError::BadOption {
-            name: "answer_tag".into(),
-            reason: "must differ from reasoning_tag".into(),
-        });
+        return Err(EnvError::BadOption { name: "answer_tag".into(), reason: "must differ from reasoning_tag".into() });
     }
     Ok(tags)
 }
