@@ -132,7 +132,7 @@ fn hours(t: Ratio) -> String {
 
 /// Dollars from an exact amount with at most two decimals: `$9.40`.
 fn dollars(x: Ratio) -> String {
-    match x.mul(Ratio::int(100)).and_then(|c| c.to_i64()) {
+    match x.checked_mul(Ratio::int(100)).and_then(|c| c.to_i64()) {
         Some(c) => money(c),
         None => format!("${}", n(x)),
     }
@@ -227,7 +227,7 @@ fn build(rng: &mut ChaCha8Rng, ops: usize, p: &ArithParams, steps: &mut Vec<Stri
         let left_ops = rng.gen_range(0..ops);
         let (l, lv) = build(rng, left_ops, p, steps)?;
         let (r, rv) = build(rng, ops - 1 - left_ops, p, steps)?;
-        if op == '*' && lv.checked_mul(rv).map_or(true, |x| x.abs() > p.cap) {
+        if op == '*' && lv.checked_mul(rv).filter(|x| x.abs() <= p.cap).is_none() {
             op = '+';
         }
         if op == '-' && lv < rv && !p.allow_negative {
@@ -364,8 +364,8 @@ fn rates(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
         Difficulty::Medium => {
             let (s1, s2) = (rng.gen_range(4..=18) * 5, rng.gen_range(4..=18) * 5);
             let (t1, t2) = (Ratio::new(rng.gen_range(2..=8), 2)?, Ratio::new(rng.gen_range(2..=8), 2)?);
-            let (d1, d2) = (Ratio::int(s1).mul(t1)?, Ratio::int(s2).mul(t2)?);
-            let total = d1.add(d2)?;
+            let (d1, d2) = (Ratio::int(s1).checked_mul(t1)?, Ratio::int(s2).checked_mul(t2)?);
+            let total = d1.checked_add(d2)?;
             Some(Problem {
                 template: "rates",
                 question: format!(
@@ -386,8 +386,8 @@ fn rates(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
             if rng.gen_bool(0.5) {
                 let (a, b) = (rng.gen_range(2..=12i64), rng.gen_range(2..=12i64));
                 let (ra, rb) = (Ratio::new(1, a as i128)?, Ratio::new(1, b as i128)?);
-                let rate = ra.add(rb)?;
-                let t = Ratio::int(1).div(rate)?;
+                let rate = ra.checked_add(rb)?;
+                let t = Ratio::int(1).checked_div(rate)?;
                 if t.decimal_places()? > 2 {
                     return None;
                 }
@@ -455,7 +455,7 @@ fn percent(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
             let price = rng.gen_range(20..=250);
             let p = *pick(rng, &[10i64, 15, 20, 25, 30, 40]);
             let off = Ratio::new((price * p) as i128, 100)?;
-            let sale = Ratio::int(price).sub(off)?;
+            let sale = Ratio::int(price).checked_sub(off)?;
             Some(Problem {
                 template: "percent",
                 question: format!(
@@ -472,8 +472,8 @@ fn percent(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
             if rng.gen_bool(0.5) {
                 let people = rng.gen_range(10..=400) * 100;
                 let (up, down) = (rng.gen_range(1..=30i64), rng.gen_range(1..=30i64));
-                let after1 = Ratio::int(people).mul(Ratio::new((100 + up) as i128, 100)?)?;
-                let after2 = after1.mul(Ratio::new((100 - down) as i128, 100)?)?;
+                let after1 = Ratio::int(people).checked_mul(Ratio::new((100 + up) as i128, 100)?)?;
+                let after2 = after1.checked_mul(Ratio::new((100 - down) as i128, 100)?)?;
                 if !after1.is_integer() || !after2.is_integer() {
                     return None;
                 }
@@ -495,7 +495,7 @@ fn percent(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
                 if old == new {
                     return None;
                 }
-                let change = Ratio::int(new - old).div(Ratio::int(old))?.mul(Ratio::int(100))?;
+                let change = Ratio::int(new - old).checked_div(Ratio::int(old))?.checked_mul(Ratio::int(100))?;
                 if change.decimal_places()? > 2 {
                     return None;
                 }
@@ -548,7 +548,7 @@ fn fractions(rng: &mut ChaCha8Rng, d: Difficulty) -> Option<Problem> {
             }
             let (a, b) = (Ratio::new(n1 as i128, d1 as i128)?, Ratio::new(n2 as i128, d2 as i128)?);
             let plus = rng.gen_bool(0.5);
-            let v = if plus { a.add(b)? } else { a.sub(b)? };
+            let v = if plus { a.checked_add(b)? } else { a.checked_sub(b)? };
             if v.to_f64() < 0.0 {
                 return None;
             }

@@ -49,23 +49,23 @@ impl Ratio {
     }
 
     /// `self + o`.
-    pub fn add(self, o: Self) -> Option<Self> {
+    pub fn checked_add(self, o: Self) -> Option<Self> {
         let num = self.num.checked_mul(o.den)?.checked_add(o.num.checked_mul(self.den)?)?;
         Self::new(num, self.den.checked_mul(o.den)?)
     }
 
     /// `self - o`.
-    pub fn sub(self, o: Self) -> Option<Self> {
-        self.add(Self { num: o.num.checked_neg()?, den: o.den })
+    pub fn checked_sub(self, o: Self) -> Option<Self> {
+        self.checked_add(Self { num: o.num.checked_neg()?, den: o.den })
     }
 
     /// `self * o`.
-    pub fn mul(self, o: Self) -> Option<Self> {
+    pub fn checked_mul(self, o: Self) -> Option<Self> {
         Self::new(self.num.checked_mul(o.num)?, self.den.checked_mul(o.den)?)
     }
 
     /// `self / o`; `None` when `o` is zero.
-    pub fn div(self, o: Self) -> Option<Self> {
+    pub fn checked_div(self, o: Self) -> Option<Self> {
         Self::new(self.num.checked_mul(o.den)?, self.den.checked_mul(o.num)?)
     }
 
@@ -150,12 +150,15 @@ mod tests {
 
     #[test]
     fn arithmetic_is_exact() {
-        assert_eq!(r(1, 4).add(r(3, 8)), Some(r(5, 8)));
-        assert_eq!(r(1, 3).sub(r(1, 2)), Some(r(-1, 6)));
-        assert_eq!(r(2, 3).mul(r(9, 4)), Some(r(3, 2)));
-        assert_eq!(r(2, 3).div(r(4, 9)), Some(r(3, 2)));
-        assert_eq!(r(2, 3).div(Ratio::int(0)), None);
-        assert_eq!(Ratio::int(i64::MAX).mul(Ratio::int(i64::MAX)).and_then(|x| x.mul(Ratio::int(4))), None);
+        assert_eq!(r(1, 4).checked_add(r(3, 8)), Some(r(5, 8)));
+        assert_eq!(r(1, 3).checked_sub(r(1, 2)), Some(r(-1, 6)));
+        assert_eq!(r(2, 3).checked_mul(r(9, 4)), Some(r(3, 2)));
+        assert_eq!(r(2, 3).checked_div(r(4, 9)), Some(r(3, 2)));
+        assert_eq!(r(2, 3).checked_div(Ratio::int(0)), None);
+        assert_eq!(
+            Ratio::int(i64::MAX).checked_mul(Ratio::int(i64::MAX)).and_then(|x| x.checked_mul(Ratio::int(4))),
+            None
+        );
     }
 
     #[test]

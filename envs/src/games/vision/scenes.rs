@@ -136,7 +136,7 @@ impl ShapeScene {
     pub fn matching(&self, colour: Option<usize>, kind: Option<ShapeKind>) -> Vec<&Shape> {
         self.shapes
             .iter()
-            .filter(|s| colour.map_or(true, |c| s.colour == c) && kind.map_or(true, |k| s.kind == k))
+            .filter(|s| (colour.is_none() || colour == Some(s.colour)) && (kind.is_none() || kind == Some(s.kind)))
             .collect()
     }
 }
