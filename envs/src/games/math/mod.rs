@@ -18,6 +18,7 @@
 pub mod dataset;
 pub mod generator;
 pub mod number;
+pub mod reasons;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -109,8 +110,8 @@ pub fn factory(opts: &Options) -> Result<EnvMaker, EnvError> {
     let source: Arc<dyn TaskSource> = Arc::new(tasks);
     let rubric = Arc::new(answer_rubric(&tags));
     Ok(Arc::new(move || {
-        Box::new(OneStepEnv::new(source.clone(), rubric.clone(), system.clone(), SUCCESS_TERM.0, SUCCESS_TERM.1))
-            as Box<dyn Env>
+        let env = OneStepEnv::new(source.clone(), rubric.clone(), system.clone(), SUCCESS_TERM.0, SUCCESS_TERM.1);
+        Box::new(reasons::Explained::new(env, tags.clone())) as Box<dyn Env>
     }))
 }
 

@@ -29,6 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::env::{Env, EnvError};
+use crate::games::math::reasons::Explained;
 use crate::games::math::{answer_space, tags_from_options};
 use crate::onestep::{OneStepEnv, TaskItem, TaskSource};
 use crate::registry::{EnvMaker, EnvSpec, OptionKind, OptionSpec, Options, Registry};
@@ -132,8 +133,8 @@ pub fn factory(opts: &Options) -> Result<EnvMaker, EnvError> {
     let source: Arc<dyn TaskSource> = Arc::new(tasks);
     let rubric = Arc::new(answer_rubric(&tags));
     Ok(Arc::new(move || {
-        Box::new(OneStepEnv::new(source.clone(), rubric.clone(), system.clone(), SUCCESS_TERM.0, SUCCESS_TERM.1))
-            as Box<dyn Env>
+        let env = OneStepEnv::new(source.clone(), rubric.clone(), system.clone(), SUCCESS_TERM.0, SUCCESS_TERM.1);
+        Box::new(Explained::new(env, tags.clone())) as Box<dyn Env>
     }))
 }
 
