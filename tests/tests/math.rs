@@ -328,7 +328,7 @@ fn empty_and_garbage_replies_are_penalised_with_reasons() {
         ("", -4.5, "empty reply"),
         ("the answer is probably 12", -3.0, "no <answer>"),
         ("\u{0}\u{7f} ### <answer>", -3.5, "no <answer>"),
-        ("<answer>banana</answer>", -2.5, "wrong answer `banana`"),
+        ("<answer>banana</answer>", -2.0, "wrong answer `banana`"),
     ];
     for (reply, max_reward, why) in cases {
         let mut env = m();
