@@ -86,7 +86,9 @@ fn nums(text: &str) -> Vec<f64> {
     while i < b.len() {
         if b[i].is_ascii_digit() {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit())) {
+            while i < b.len()
+                && (b[i].is_ascii_digit() || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+            {
                 i += 1;
             }
             out.push(text[start..i].parse().unwrap());

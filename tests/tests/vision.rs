@@ -141,7 +141,11 @@ struct ReadChart {
 }
 
 fn is_black(img: &RgbImage, x: i64, y: i64) -> bool {
-    x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() && img.get_pixel(x as u32, y as u32).0 == INK
+    x >= 0
+        && y >= 0
+        && (x as u32) < img.width()
+        && (y as u32) < img.height()
+        && img.get_pixel(x as u32, y as u32).0 == INK
 }
 
 fn longest_black_run(img: &RgbImage, vertical: bool, i: u32) -> u32 {
@@ -172,7 +176,8 @@ fn read_number(img: &RgbImage, right: i64, top: i64, s: i64) -> u64 {
         if rows == [0; 7] {
             break;
         }
-        let d = ('0'..='9').find(|&d| font::glyph(d) == Some(&rows)).unwrap_or_else(|| panic!("unreadable glyph {rows:?}"));
+        let d =
+            ('0'..='9').find(|&d| font::glyph(d) == Some(&rows)).unwrap_or_else(|| panic!("unreadable glyph {rows:?}"));
         digits.push(d);
     }
     digits.iter().rev().collect::<String>().parse().unwrap()
@@ -242,7 +247,8 @@ fn bar_answers_match_the_pixels() {
                 assert!((v - gold.parse::<f64>().unwrap()).abs() <= tol, "{ctx}");
                 asked.insert("value");
             } else if q.contains("largest value") {
-                let imax = (0..chart.values.len()).max_by(|&a, &b| chart.values[a].total_cmp(&chart.values[b])).unwrap();
+                let imax =
+                    (0..chart.values.len()).max_by(|&a, &b| chart.values[a].total_cmp(&chart.values[b])).unwrap();
                 assert_eq!(((b'A' + imax as u8) as char).to_string(), gold, "{ctx}");
                 asked.insert("largest");
             } else if q.contains("How much larger") {
@@ -360,10 +366,13 @@ fn run(opts: &[String], policy: &str, episodes: usize, seed: u64) -> Vec<Episode
 
 #[test]
 fn oracle_earns_the_full_reward() {
-    for o in [opts(&["task=count"]), opts(&["task=bar"]), opts(&["source=jsonl", &format!("path={}", data("qa.jsonl"))])] {
+    for o in
+        [opts(&["task=count"]), opts(&["task=bar"]), opts(&["source=jsonl", &format!("path={}", data("qa.jsonl"))])]
+    {
         for ep in run(&o, "oracle", 40, 500) {
             assert!(ep.success, "{o:?} seed {}", ep.seed);
-            let want = if ep.steps[0].breakdown.iter().any(|t| t.name == "number" && t.value.is_none()) { 4.0 } else { 5.0 };
+            let want =
+                if ep.steps[0].breakdown.iter().any(|t| t.name == "number" && t.value.is_none()) { 4.0 } else { 5.0 };
             assert_eq!(ep.total_reward, want, "{o:?} seed {}: {:?}", ep.seed, ep.steps[0]);
         }
     }
@@ -372,7 +381,9 @@ fn oracle_earns_the_full_reward() {
 #[test]
 fn empty_and_garbage_replies_are_penalised_with_reasons() {
     let m = maker(&opts(&[])).unwrap();
-    for (reply, why) in [("", "empty reply"), ("I see shapes", "no <answer>"), ("<answer>zebra</answer>", "wrong answer")] {
+    for (reply, why) in
+        [("", "empty reply"), ("I see shapes", "no <answer>"), ("<answer>zebra</answer>", "wrong answer")]
+    {
         for seed in 0..4 {
             let mut env = m();
             env.reset(seed).unwrap();
