@@ -322,25 +322,34 @@ impl Grid {
 
     fn check(&self, complete: bool) -> bool {
         let n = self.size();
+        let (br, bc) = (self.shape.box_rows(), self.shape.box_cols());
         let mut rows = [0u16; MAX_SIZE];
         let mut cols = [0u16; MAX_SIZE];
         let mut boxes = [0u16; MAX_SIZE];
-        for (i, &v) in self.cells[..n * n].iter().enumerate() {
-            if v == 0 {
-                if complete {
+        // Box index of each column within a band: no division in the loop.
+        let mut col_box = [0usize; MAX_SIZE];
+        for (c, slot) in col_box.iter_mut().enumerate().take(n) {
+            *slot = c / bc;
+        }
+        let per_band = n / bc;
+        for (r, row) in self.cells[..n * n].chunks_exact(n).enumerate() {
+            let band = (r / br) * per_band;
+            for (c, &v) in row.iter().enumerate() {
+                if v == 0 {
+                    if complete {
+                        return false;
+                    }
+                    continue;
+                }
+                let b = bit(v);
+                let bx = band + col_box[c];
+                if (rows[r] | cols[c] | boxes[bx]) & b != 0 {
                     return false;
                 }
-                continue;
+                rows[r] |= b;
+                cols[c] |= b;
+                boxes[bx] |= b;
             }
-            let (r, c) = (i / n, i % n);
-            let b = bit(v);
-            let bx = self.shape.box_of(r, c);
-            if (rows[r] | cols[c] | boxes[bx]) & b != 0 {
-                return false;
-            }
-            rows[r] |= b;
-            cols[c] |= b;
-            boxes[bx] |= b;
         }
         true
     }

@@ -97,11 +97,42 @@ struct State {
     left: u8,
 }
 
-impl State {
-    /// Places the digit of `b` at `cell` and removes it from the peers.
-    /// `false` on a contradiction (a peer left with no candidate).
+/// Cells that became naked singles and still need placing.
+struct Pending {
+    cells: [u8; MAX_CELLS],
+    len: usize,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Self { cells: [0; MAX_CELLS], len: 0 }
+    }
     #[inline]
-    fn assign(&mut self, lay: &Layout, cell: usize, b: u16) -> bool {
+    fn push(&mut self, cell: usize) {
+        // A cell becomes a single at most once per state, so this never
+        // overflows; the guard keeps it panic-free regardless.
+        if self.len < MAX_CELLS {
+            self.cells[self.len] = cell as u8;
+            self.len += 1;
+        }
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            None
+        } else {
+            self.len -= 1;
+            Some(self.cells[self.len] as usize)
+        }
+    }
+}
+
+impl State {
+    /// Places the digit of `b` at `cell` and removes it from the peers,
+    /// queueing peers left with one candidate. `false` on a contradiction
+    /// (a peer left with no candidate).
+    #[inline]
+    fn assign(&mut self, lay: &Layout, cell: usize, b: u16, pending: &mut Pending) -> bool {
         self.digit[cell] = b.trailing_zeros() as u8 + 1;
         self.cand[cell] = b;
         self.left -= 1;
@@ -114,6 +145,9 @@ impl State {
                     return false;
                 }
                 self.cand[p] = m;
+                if m & (m - 1) == 0 {
+                    pending.push(p);
+                }
             }
         }
         true
@@ -121,26 +155,29 @@ impl State {
 
     /// Naked and hidden singles until a fixpoint; `false` on a contradiction.
     fn propagate(&mut self, lay: &Layout) -> bool {
+        let mut pending = Pending::new();
+        for cell in 0..lay.cells {
+            if self.digit[cell] == 0 {
+                let m = self.cand[cell];
+                if m == 0 {
+                    return false;
+                }
+                if m & (m - 1) == 0 {
+                    pending.push(cell);
+                }
+            }
+        }
+        let n = lay.shape.size();
         loop {
-            let mut changed = false;
-            for cell in 0..lay.cells {
-                if self.digit[cell] == 0 {
-                    let m = self.cand[cell];
-                    if m == 0 {
-                        return false;
-                    }
-                    if m & (m - 1) == 0 {
-                        if !self.assign(lay, cell, m) {
-                            return false;
-                        }
-                        changed = true;
-                    }
+            while let Some(cell) = pending.pop() {
+                if self.digit[cell] == 0 && !self.assign(lay, cell, self.cand[cell], &mut pending) {
+                    return false;
                 }
             }
             if self.left == 0 {
                 return true;
             }
-            let n = lay.shape.size();
+            let mut changed = false;
             for unit in &lay.units {
                 let (mut once, mut twice) = (0u16, 0u16);
                 for &c in &unit[..n] {
@@ -160,7 +197,7 @@ impl State {
                     };
                     let c = c as usize;
                     if self.digit[c] == 0 {
-                        if !self.assign(lay, c, b) {
+                        if !self.assign(lay, c, b, &mut pending) {
                             return false;
                         }
                         changed = true;
@@ -265,7 +302,7 @@ impl Search<'_> {
             }
             self.guesses += 1;
             let mut child = st;
-            if child.assign(self.lay, best, b) {
+            if child.assign(self.lay, best, b, &mut Pending::new()) {
                 self.run(child);
             } else {
                 self.backtracks += 1;
@@ -282,10 +319,11 @@ impl Solver {
         let mut st = State { cand: [0; MAX_CELLS], digit: [0; MAX_CELLS], left: lay.cells as u8 };
         st.cand[..lay.cells].fill(lay.full);
         let mut ok = true;
+        let mut pending = Pending::new();
         for (cell, &v) in puzzle.cells().iter().enumerate() {
             if v != 0 {
                 let b = bit(v);
-                if st.cand[cell] & b == 0 || !st.assign(lay, cell, b) {
+                if st.cand[cell] & b == 0 || !st.assign(lay, cell, b, &mut pending) {
                     ok = false;
                     break;
                 }
