@@ -178,13 +178,17 @@ impl Grid {
     pub fn cells(&self) -> &[u8] {
         &self.cells[..self.shape.cells()]
     }
-    /// The value at row `r`, column `c` (0-based; `0` = blank).
+    /// The value at row `r`, column `c` (0-based, both `< size`; `0` = blank).
     pub fn get(&self, r: usize, c: usize) -> u8 {
+        debug_assert!(r < self.size() && c < self.size());
         self.cells[r * self.size() + c]
     }
-    /// Sets row `r`, column `c` (0-based) to `v` (`0` clears).
+    /// Sets row `r`, column `c` (0-based, both `< size`) to `v` (`0` clears).
+    /// Callers pass coordinates they validated; the env checks model input
+    /// before calling this.
     pub fn set(&mut self, r: usize, c: usize, v: u8) {
         let n = self.size();
+        debug_assert!(r < n && c < n && v as usize <= n);
         self.cells[r * n + c] = v;
     }
     /// Number of filled cells (clues, for a puzzle).
