@@ -509,6 +509,10 @@ const STEPS: &[&str] = &[
 
 /// Runs in the cloned child. Only system calls; never returns.
 ///
+/// glibc's `setresuid`/`setresgid` wrappers broadcast to every thread the
+/// parent had (and would wait forever for threads that do not exist in the
+/// child), so the raw system calls are used.
+///
 /// # Safety
 /// Must be called only in the child right after `clone`, with `plan` and the
 /// fds prepared by the parent.
@@ -523,10 +527,10 @@ unsafe fn child(plan: &Plan, fds: [RawFd; 5], sync_r: RawFd, err_w: RawFd) -> ! 
     if libc::read(sync_r, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
         fail(0);
     }
-    if libc::setresgid(0, 0, 0) != 0 {
+    if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0 {
         fail(1);
     }
-    if libc::setresuid(0, 0, 0) != 0 {
+    if libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0 {
         fail(2);
     }
     let null = std::ptr::null::<libc::c_char>();
@@ -853,8 +857,10 @@ impl PythonSession {
             "filters": if stage2 { f.stage2.iter().map(to_hex).collect::<Vec<_>>() } else { Vec::new() },
             "nr": libc::SYS_seccomp,
         });
-        // Start-up gets the per-call wall budget plus time for the interpreter.
-        let wall = limits.call_wall + Duration::from_secs(2);
+        // Loading (interpreter start, preloads, the program's definitions) is
+        // bounded by the session's CPU budget; the wall backstop leaves room
+        // for a loaded machine so that CPU, not load, decides the verdict.
+        let wall = limits.call_wall + limits.total_cpu * 3;
         match s.exchange(&hello.to_string(), wall, true) {
             Ok(Reply::Ready) => Ok(s),
             Ok(Reply::Action(_)) => {
