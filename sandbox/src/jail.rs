@@ -341,6 +341,7 @@ struct Plan {
     hostname: &'static [u8],
     exe: CString,
     argv: Vec<CString>,
+    env: CString,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     stage1: Vec<(u16, *const seccompiler::sock_filter)>,
 }
@@ -434,7 +435,10 @@ impl Plan {
             None
         };
         let runner = crate::python::RUNNER;
-        let argv = ["python3", "-I", "-S", "-B", "-c", runner].iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
+        // Not `-I`: it implies `-E`, which would ignore PYTHONHASHSEED. The
+        // environment is empty apart from PYTHONHASHSEED=0, so `-s -S -B`
+        // give the same isolation (no user site, no site, no .pyc writes).
+        let argv = ["python3", "-s", "-S", "-B", "-c", runner].iter().map(cstr).collect::<Result<Vec<_>, _>>()?;
         let mut rlimits: Vec<(libc::__rlimit_resource_t, u64)> = Vec::new();
         #[cfg(feature = "test-hooks")]
         let set_rlimits = !limits.hooks.no_rlimits;
@@ -475,6 +479,7 @@ impl Plan {
             hostname: b"sandbox",
             exe: cpath(&py.interpreter)?,
             argv,
+            env: cstr("PYTHONHASHSEED=0")?,
             rlimits,
             stage1,
         })
@@ -660,7 +665,7 @@ unsafe fn child(plan: &Plan, fds: [RawFd; 5], sync_r: RawFd, err_w: RawFd) -> ! 
     for (k, a) in plan.argv.iter().enumerate().take(7) {
         argv[k] = a.as_ptr();
     }
-    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let envp: [*const libc::c_char; 2] = [plan.env.as_ptr(), std::ptr::null()];
     libc::execve(plan.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
     fail(21)
 }
@@ -856,6 +861,7 @@ impl PythonSession {
             "modules": limits.python.allowed_modules,
             "filters": if stage2 { f.stage2.iter().map(to_hex).collect::<Vec<_>>() } else { Vec::new() },
             "nr": libc::SYS_seccomp,
+            "seed": limits.seed,
         });
         // Loading (interpreter start, preloads, the program's definitions) is
         // bounded by the session's CPU budget; the wall backstop leaves room

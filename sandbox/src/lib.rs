@@ -298,6 +298,10 @@ pub struct Limits {
     pub file_bytes: u64,
     /// Python: size of the scratch tmpfs mounted at `/tmp` (0 = none).
     pub tmp_bytes: u64,
+    /// Seed for the program's own randomness (Python's `random` module is
+    /// seeded with it before the program loads; hash randomisation is off),
+    /// so reruns with the same seed are identical. Rhai has no RNG.
+    pub seed: u64,
     /// Python interpreter settings.
     pub python: PythonOptions,
     /// Test-only switches that disable jail layers (feature `test-hooks`).
@@ -347,6 +351,7 @@ impl Default for Limits {
             open_files: 32,
             file_bytes: 1 << 20,
             tmp_bytes: 1 << 20,
+            seed: 0,
             python: PythonOptions::default(),
             #[cfg(feature = "test-hooks")]
             hooks: TestHooks::default(),

@@ -380,10 +380,10 @@ pub fn static_check(source: &str, allowed: &[String]) -> Result<(), Findings> {
     }
 }
 
-/// The trusted runner executed by the jailed interpreter (`python3 -I -S -B -c`).
+/// The trusted runner executed by the jailed interpreter (`python3 -s -S -B -c`, environment `PYTHONHASHSEED=0` only).
 ///
 /// Protocol (JSON, one object per line): the host writes a hello frame on
-/// fd 3 — `{"source", "entry", "modules", "filters": [hex BPF...], "nr"}` —
+/// fd 3 — `{"source", "entry", "modules", "filters": [hex BPF...], "nr", "seed"}` —
 /// the runner preloads the allowed modules, compiles the source, installs
 /// the stage-2 seccomp filters through `ctypes`, drops `ctypes` from
 /// `sys.modules`, executes the definitions and answers `{"ok": true}` on
@@ -429,6 +429,8 @@ def _main():
             __import__(m)
         except Exception:
             pass
+    if 'random' in sys.modules:
+        sys.modules['random'].seed(hello['seed'])
     try:
         code = compile(hello['source'], '<strategy>', 'exec')
     except BaseException as e:
