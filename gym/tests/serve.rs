@@ -24,7 +24,8 @@ fn code(v: &Value) -> &str {
 async fn full_episode_lock_step() {
     let s = start(&[], cfg()).await;
     let mut ws = connect(&s).await;
-    let r = call(&mut ws, json!({"type": "reset", "data": {"seed": 42, "episode_id": "ep-001", "unknown_kw": 1}})).await;
+    let r =
+        call(&mut ws, json!({"type": "reset", "data": {"seed": 42, "episode_id": "ep-001", "unknown_kw": 1}})).await;
     assert_eq!(r["type"], "observation");
     let d = &r["data"];
     assert_eq!(d["reward"], Value::Null);
@@ -176,10 +177,7 @@ async fn capacity_limit() {
     assert_eq!(code(&e), "CAPACITY_REACHED");
     assert_eq!(e["data"]["active_sessions"], 2);
     assert_eq!(e["data"]["max_sessions"], 2);
-    assert_eq!(
-        e["data"]["message"],
-        "Server at capacity: 2/2 sessions active. Cannot accept new connections."
-    );
+    assert_eq!(e["data"]["message"], "Server at capacity: 2/2 sessions active. Cannot accept new connections.");
     assert_closed(&mut c).await;
     send(&mut a, json!({"type": "close"})).await;
     assert_closed(&mut a).await;
@@ -340,7 +338,8 @@ async fn http_endpoints() {
     assert!(png.starts_with("iVBORw0KGgo"), "base64 PNG");
     let (st, _) = http(s.addr, "POST", "/reset", None).await;
     assert_eq!(st, 200, "an empty body is fine");
-    let (st, v) = http(s.addr, "POST", "/step", Some(r#"{"action": {"message": "2"}, "seed": 4, "timeout_s": 5}"#)).await;
+    let (st, v) =
+        http(s.addr, "POST", "/step", Some(r#"{"action": {"message": "2"}, "seed": 4, "timeout_s": 5}"#)).await;
     assert_eq!(st, 200);
     assert_eq!(v["reward"], 1.0, "seed 4 wants 2: {v}");
     let (st, v) = http(s.addr, "POST", "/step", Some(r#"{"action": {"bad": 1}}"#)).await;
