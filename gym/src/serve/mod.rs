@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+pub mod echo;
 mod http;
 pub mod wire;
 mod ws;
@@ -40,7 +41,7 @@ pub const DEFAULT_MAX_SESSIONS: usize = 2048;
 /// Arguments of `gym serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The env id (see `gym list`).
+    /// The env id (see `gym list`; also `echo`, a trivial env for server benchmarks).
     pub env: String,
     /// An env option, `name=value` (repeatable). Clients may override
     /// options per episode by passing them to `reset`.
@@ -317,7 +318,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes: a.max_message_mib.max(1) << 20,
         shutdown_grace: Duration::from_secs(a.shutdown_grace_s),
     };
-    let svc = EnvService::new(Registry::builtin(), &a.env, &a.opts, config)?;
+    let svc = EnvService::new(echo::serve_registry(), &a.env, &a.opts, config)?;
     raise_fd_limit();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

@@ -129,7 +129,7 @@ pub fn parse_action(data: &Value, dialect: Dialect) -> Result<Action, Vec<Value>
             Some(id) => {
                 if text.is_none() {
                     text = Some(match dialect {
-                        Dialect::OpenSpiel2048 => MOVES_2048[id as usize].to_string(),
+                        Dialect::OpenSpiel2048 => format!("<answer>{}</answer>", MOVES_2048[id as usize]),
                         Dialect::Text => id.to_string(),
                     });
                 }
@@ -233,7 +233,7 @@ pub fn observation_json(
                 MOVES_2048
                     .iter()
                     .enumerate()
-                    .filter(|(_, m)| obs.legal_actions.iter().any(|a| a.trim().eq_ignore_ascii_case(m)))
+                    .filter(|(_, m)| obs.legal_actions.iter().any(|a| move_name(a).eq_ignore_ascii_case(m)))
                     .map(|(i, _)| i as u64)
                     .collect()
             };
@@ -262,6 +262,16 @@ pub fn observation_json(
     }
     o.insert("metadata".into(), Value::Object(metadata.clone()));
     Value::Object(o)
+}
+
+/// The move a legal reply names: the text inside `<answer>…</answer>` if
+/// present, else the whole reply, trimmed.
+fn move_name(reply: &str) -> &str {
+    let inner = match (reply.find("<answer>"), reply.find("</answer>")) {
+        (Some(a), Some(b)) if a + 8 <= b => &reply[a + 8..b],
+        _ => reply,
+    };
+    inner.trim()
 }
 
 /// The board of a 2048 state as 16 raw tile values (OpenSpiel's
@@ -482,7 +492,7 @@ mod tests {
         let a = parse_action(&json!({"text": "x", "metadata": {}}), Dialect::Text).unwrap();
         assert_eq!(a.text, "x");
         let a = parse_action(&json!({"action_id": 3}), Dialect::OpenSpiel2048).unwrap();
-        assert_eq!(a.text, "left");
+        assert_eq!(a.text, "<answer>left</answer>");
         assert_eq!(a.structured, Some(json!({"action_id": 3})));
         assert!(parse_action(&json!({"action_id": 4}), Dialect::OpenSpiel2048).is_err());
         assert!(parse_action(&json!({"action_id": -1}), Dialect::Text).is_err());
@@ -519,7 +529,7 @@ mod tests {
         let obs = Observation {
             messages: vec![envs::Message::user("board")],
             state: json!({"board": [[0, 2, 0, 0], [0, 0, 0, 0], [0, 0, 4, 0], [0, 0, 0, 0]]}),
-            legal_actions: vec!["up".into(), "left".into()],
+            legal_actions: vec!["<answer>up</answer>".into(), "left".into()],
             ..Default::default()
         };
         let o = observation_json(&obs, Dialect::OpenSpiel2048, false, true, &Map::new());
