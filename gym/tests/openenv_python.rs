@@ -65,9 +65,9 @@ fn check_clients(venv_name: &str, package: &str, version: &str) {
     let mut servers = Vec::new();
     rt.block_on(async {
         servers.push(start(&[], ServerConfig::default()).await);
-        let builtin = envs::Registry::builtin();
-        for id in builtin.ids() {
-            servers.push(start_with(envs::Registry::builtin(), &id, &[], ServerConfig::default()).await);
+        // Every env `gym serve` offers: the built-in envs and `echo`.
+        for id in gym::serve::echo::serve_registry().ids() {
+            servers.push(start_with(gym::serve::echo::serve_registry(), &id, &[], ServerConfig::default()).await);
         }
     });
     let pairs: Vec<String> = servers.iter().map(|s| format!("{}={}", s.svc.env_id(), s.url())).collect();

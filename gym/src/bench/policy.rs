@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use envs::{Completion, Policy, PolicyError, Registry, Request, RolloutConfig, SamplingParams};
+
 use serde::{Deserialize, Serialize};
 
 use super::stats::{mean_ci, wilson};
@@ -355,7 +356,7 @@ pub fn run(a: PolicyBenchArgs) -> anyhow::Result<()> {
     let suite = Suite::load(&a.suite)?;
     let baselines: Vec<String> =
         a.baselines.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-    let reg = Registry::builtin();
+    let reg = crate::serve::echo::serve_registry();
     let report = run_suite(&reg, &suite, &a.policy, &baselines, a.threads, a.max_episodes)?;
     let paths = write_outputs(&report, &a.out)?;
     let mut out = std::io::stdout().lock();

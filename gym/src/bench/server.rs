@@ -139,6 +139,12 @@ pub struct Level {
     /// (peak − base) / sessions, KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_kib_per_session: Option<f64>,
+    /// Server CPU time (user + system) during the batch, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_s: Option<f64>,
+    /// Server CPU time per successful session, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ms_per_session: Option<f64>,
     /// The most frequent errors, with counts.
     pub errors: Vec<(String, usize)>,
 }
@@ -164,6 +170,18 @@ pub struct ServerReport {
 pub fn vm_rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process's CPU time (user + system, all threads) in seconds (Linux).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(ticks / if hz > 0 { hz as f64 } else { 100.0 })
 }
 
 /// The `/ws` URL for a base URL, as OpenEnv's client derives it.
@@ -278,6 +296,7 @@ async fn session(url: String, a: Arc<ServerBenchArgs>, idx: u64, start: Arc<toki
 async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
     let url = ws_url(&a.url);
     let base = a.server_pid.and_then(vm_rss_kib);
+    let cpu0 = a.server_pid.and_then(cpu_seconds);
     let peak = Arc::new(AtomicU64::new(base.unwrap_or(0)));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = a.server_pid.map(|pid| {
@@ -303,6 +322,10 @@ async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
         recs.push(r.unwrap_or_else(|e| SessionRecord { error: Some(format!("task: {e}")), ..Default::default() }));
     }
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
+    let cpu = match (cpu0, a.server_pid.and_then(cpu_seconds)) {
+        (Some(a0), Some(a1)) => Some((a1 - a0).max(0.0)),
+        _ => None,
+    };
     stop.store(true, Ordering::Relaxed);
     if let Some(s) = sampler {
         let _ = s.await;
@@ -337,6 +360,8 @@ async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
         server_rss_base_kib: base,
         server_rss_peak_kib: base.map(|_| peak_v),
         server_kib_per_session: base.map(|b| peak_v.saturating_sub(b) as f64 / n.max(1) as f64),
+        server_cpu_s: cpu,
+        server_cpu_ms_per_session: cpu.map(|c| 1e3 * c / ok.len().max(1) as f64),
         errors,
     }
 }
@@ -392,7 +417,7 @@ pub async fn run_async(a: ServerBenchArgs) -> anyhow::Result<ServerReport> {
 /// The report as a Markdown table.
 pub fn markdown(r: &ServerReport) -> String {
     let mut s = format!(
-        "## {} ({}, {} episodes, {} cores)\n\n| sessions | ok | sessions/s | steps/s | connect p50/p95/p99 ms | reset p50/p95/p99 ms | step p50/p95/p99 ms | server KiB/session |\n|---:|---:|---:|---:|---|---|---|---:|\n",
+        "## {} ({}, {} episodes, {} cores)\n\n| sessions | ok | sessions/s | steps/s | connect p50/p95/p99 ms | reset p50/p95/p99 ms | step p50/p95/p99 ms | server KiB/session | server CPU ms/session |\n|---:|---:|---:|---:|---|---|---|---:|---:|\n",
         r.label,
         r.url,
         match r.episode {
@@ -404,7 +429,7 @@ pub fn markdown(r: &ServerReport) -> String {
     for l in &r.levels {
         let f = |x: &Latency| format!("{:.2} / {:.2} / {:.2}", x.p50, x.p95, x.p99);
         s.push_str(&format!(
-            "| {} | {:.1}% | {:.0} | {:.0} | {} | {} | {} | {} |\n",
+            "| {} | {:.1}% | {:.0} | {:.0} | {} | {} | {} | {} | {} |\n",
             l.sessions,
             100.0 * l.success_rate,
             l.sessions_per_s,
@@ -413,6 +438,7 @@ pub fn markdown(r: &ServerReport) -> String {
             f(&l.reset_ms),
             f(&l.step_ms),
             l.server_kib_per_session.map_or("–".to_string(), |k| format!("{k:.1}")),
+            l.server_cpu_ms_per_session.map_or("–".to_string(), |k| format!("{k:.3}")),
         ));
     }
     s.push_str(&format!(

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// On shutdown, wait at most this long for in-flight steps.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Run resets/steps on the async worker while this env's average call is
+    /// below this many microseconds (0 = always use the blocking pool).
+    #[arg(long, default_value_t = 100)]
+    pub inline_below_us: u64,
     /// Runtime worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -81,6 +85,10 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// How long shutdown waits for in-flight steps.
     pub shutdown_grace: Duration,
+    /// Run a reset/step on the async worker itself (no hand-off to the
+    /// blocking pool) while this env's recent ones took less than this on
+    /// average; zero sends every call to the blocking pool.
+    pub inline_below: Duration,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +98,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(900)),
             max_message_bytes: 32 << 20,
             shutdown_grace: Duration::from_secs(30),
+            inline_below: Duration::from_micros(100),
         }
     }
 }
@@ -108,6 +117,16 @@ pub struct EnvService {
     total: AtomicU64,
     idle: Notify,
     shutdown: watch::Sender<bool>,
+    /// Moving averages of reset, step and env-construction durations in ns (`u64::MAX` = none yet).
+    ewma_ns: [AtomicU64; 3],
+}
+
+/// Which call a duration belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JobKind {
+    Reset = 0,
+    Step = 1,
+    Make = 2,
 }
 
 /// Holds one session slot; releases it when dropped.
@@ -154,6 +173,7 @@ impl EnvService {
             total: AtomicU64::new(0),
             idle: Notify::new(),
             shutdown,
+            ewma_ns: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
         }))
     }
 
@@ -218,6 +238,28 @@ impl EnvService {
         }
     }
 
+    /// Whether to run this kind of call inline: only once this env's
+    /// calls are known to be fast (a long sandboxed step never runs inline,
+    /// and one slow call pushes the average over the threshold).
+    pub(crate) fn run_inline(&self, kind: JobKind) -> bool {
+        let avg = self.ewma_ns[kind as usize].load(Ordering::Relaxed);
+        avg != u64::MAX && (avg as u128) < self.config.inline_below.as_nanos()
+    }
+
+    /// Folds a call's duration into the moving average (weight 1/8; a call
+    /// slower than 4× the threshold resets the average to its duration).
+    pub(crate) fn record_duration(&self, kind: JobKind, d: Duration) {
+        let ns = d.as_nanos().min(u64::MAX as u128 - 1) as u64;
+        let slot = &self.ewma_ns[kind as usize];
+        let old = slot.load(Ordering::Relaxed);
+        let new = if old == u64::MAX || (ns as u128) > 4 * self.config.inline_below.as_nanos() {
+            ns
+        } else {
+            old - old / 8 + ns / 8
+        };
+        slot.store(new, Ordering::Relaxed);
+    }
+
     /// The option names the env declares (clients may override them in `reset`).
     fn option_names(&self) -> Vec<&'static str> {
         self.spec.options.iter().map(|o| o.name).collect()
@@ -247,8 +289,13 @@ pub async fn serve_on(
     svc: Arc<EnvService>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = svc.router();
     let s2 = svc.clone();
+    // Lock-step request/reply: never let Nagle hold a reply back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -258,6 +305,21 @@ pub async fn serve_on(
     svc.begin_shutdown();
     svc.wait_idle(svc.config.shutdown_grace).await;
     Ok(())
+}
+
+/// Binds a listener with a deep accept backlog (bursts of thousands of
+/// connects otherwise overflow the default and wait for SYN retries).
+pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{addr}` resolves to nothing"));
+    for a in tokio::net::lookup_host(addr).await? {
+        let sock = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        sock.set_reuseaddr(true)?;
+        match sock.bind(a).and_then(|()| sock.listen(8192)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -317,6 +379,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: (a.idle_timeout_s > 0).then(|| Duration::from_secs(a.idle_timeout_s)),
         max_message_bytes: a.max_message_mib.max(1) << 20,
         shutdown_grace: Duration::from_secs(a.shutdown_grace_s),
+        inline_below: Duration::from_micros(a.inline_below_us),
     };
     let svc = EnvService::new(echo::serve_registry(), &a.env, &a.opts, config)?;
     raise_fd_limit();
@@ -328,8 +391,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let rt = rt.build().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
         let addr = format!("{}:{}", a.host, port);
-        let listener =
-            tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         eprintln!(
             "gym serve: env `{}` on http://{local} (WebSocket ws://{local}/ws), at most {} sessions; ctrl-c to stop",
@@ -339,4 +401,33 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         eprintln!("gym serve: stopped after {} sessions", svc.total_sessions());
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_only_after_fast_calls_and_never_after_a_slow_one() {
+        let svc = EnvService::new(echo::serve_registry(), "echo", &[] as &[&str], ServerConfig::default()).unwrap();
+        assert!(!svc.run_inline(JobKind::Step), "unknown cost: use the blocking pool");
+        svc.record_duration(JobKind::Step, Duration::from_micros(5));
+        assert!(svc.run_inline(JobKind::Step));
+        assert!(!svc.run_inline(JobKind::Reset), "resets are tracked separately");
+        svc.record_duration(JobKind::Step, Duration::from_millis(50));
+        assert!(!svc.run_inline(JobKind::Step), "one slow step moves work off the runtime");
+        for _ in 0..100 {
+            svc.record_duration(JobKind::Step, Duration::from_micros(5));
+        }
+        assert!(svc.run_inline(JobKind::Step));
+        let off = EnvService::new(
+            echo::serve_registry(),
+            "echo",
+            &[] as &[&str],
+            ServerConfig { inline_below: Duration::ZERO, ..ServerConfig::default() },
+        )
+        .unwrap();
+        off.record_duration(JobKind::Step, Duration::from_nanos(1));
+        assert!(!off.run_inline(JobKind::Step));
+    }
 }

@@ -149,6 +149,14 @@ pub(crate) fn make_env(maker: &EnvMaker) -> Option<Box<dyn Env>> {
     std::panic::catch_unwind(AssertUnwindSafe(|| maker())).ok()
 }
 
+/// Builds an env with the service's maker, timing it for [`EnvService::run_inline`].
+fn timed_make(svc: &EnvService) -> Option<Box<dyn Env>> {
+    let t0 = std::time::Instant::now();
+    let env = make_env(&svc.maker);
+    svc.record_duration(super::JobKind::Make, t0.elapsed());
+    env
+}
+
 fn factory_panic(svc: &EnvService) -> Reply {
     let mut extra = Map::new();
     extra.insert("factory_name".into(), json!(svc.env_id));
@@ -235,27 +243,48 @@ fn dispatch(svc: &Arc<EnvService>, core: &mut Option<Core>, msg: Incoming) -> Di
             ))
         }
     };
-    let Some(mut c) = core.take() else {
+    let Some(c) = core.take() else {
         return Dispatch::Now(Reply::err(ErrorCode::SessionError, "session lost its env", Map::new()));
     };
+    let kind = match job {
+        Job::Reset(_) => super::JobKind::Reset,
+        Job::Step(_) => super::JobKind::Step,
+    };
+    if svc.run_inline(kind) {
+        // This env's steps are known to be fast: a thread hand-off would
+        // cost more than the step.
+        let (c, reply) = execute(svc, c, job);
+        *core = c;
+        return Dispatch::Now(reply);
+    }
     let svc = svc.clone();
-    Dispatch::Run(tokio::task::spawn_blocking(move || {
-        let r = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
-            Job::Reset(req) => c.reset(&svc, req),
-            Job::Step(a) => c.step(&svc, a),
-        }));
-        match r {
-            Ok(reply) => (Some(c), reply),
-            Err(p) => {
-                let what = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                (None, Reply::err(ErrorCode::SessionError, &format!("env panicked: {what}"), Map::new()))
-            }
+    Dispatch::Run(tokio::task::spawn_blocking(move || execute(&svc, c, job)))
+}
+
+/// Runs a reset or step, timing it for [`EnvService::run_inline`]; a panic
+/// loses the env and becomes a `SESSION_ERROR`.
+fn execute(svc: &EnvService, mut c: Core, job: Job) -> (Option<Core>, Reply) {
+    let t0 = std::time::Instant::now();
+    let kind = match job {
+        Job::Reset(_) => super::JobKind::Reset,
+        Job::Step(_) => super::JobKind::Step,
+    };
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
+        Job::Reset(req) => c.reset(svc, req),
+        Job::Step(a) => c.step(svc, a),
+    }));
+    svc.record_duration(kind, t0.elapsed());
+    match r {
+        Ok(reply) => (Some(c), reply),
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            (None, Reply::err(ErrorCode::SessionError, &format!("env panicked: {what}"), Map::new()))
         }
-    }))
+    }
 }
 
 async fn send(socket: &mut WebSocket, frame: String) -> bool {
@@ -285,8 +314,13 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
             return;
         }
     };
-    let maker = svc.maker.clone();
-    let env = match tokio::task::spawn_blocking(move || make_env(&maker)).await {
+    let built = if svc.run_inline(super::JobKind::Make) {
+        Ok(timed_make(&svc))
+    } else {
+        let s2 = svc.clone();
+        tokio::task::spawn_blocking(move || timed_make(&s2)).await
+    };
+    let env = match built {
         Ok(Some(env)) => env,
         _ => {
             let _ = send(&mut socket, factory_panic(&svc).frame).await;

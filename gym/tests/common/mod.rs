@@ -88,6 +88,10 @@ impl Env for Guess {
         self.over = terminated;
         Ok(Step::new(self.obs(), info, terminated, false))
     }
+
+    fn demonstration(&self) -> Option<Action> {
+        (self.reset && !self.over).then(|| Action::text((self.seed.wrapping_add(self.t as u64) % 3 + 1).to_string()))
+    }
 }
 
 /// A registry holding only `guess`.
@@ -150,7 +154,7 @@ impl Server {
 /// Starts a server for `env` of `registry` on a free loopback port.
 pub async fn start_with(registry: Registry, env: &str, opts: &[&str], config: ServerConfig) -> Server {
     let svc = EnvService::new(registry, env, opts, config).expect("valid env");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = gym::serve::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(gym::serve::serve_on(listener, svc.clone(), async move {
