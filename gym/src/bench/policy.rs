@@ -223,8 +223,7 @@ fn run_row(
     let wins = eps.iter().filter(|e| e.success).count();
     let (slo, shi) = wilson(wins, n);
     let steps: usize = eps.iter().map(|e| e.steps.len()).sum();
-    let tokens: usize =
-        eps.iter().flat_map(|e| e.steps.iter()).map(|s| s.token_ids.as_ref().map_or(0, Vec::len)).sum();
+    let tokens: usize = eps.iter().flat_map(|e| e.steps.iter()).map(|s| s.token_ids.as_ref().map_or(0, Vec::len)).sum();
     let calls = timed.calls.load(Ordering::Relaxed).max(1);
     Ok(Row {
         env: env.id.clone(),
@@ -389,7 +388,9 @@ pub fn compare_markdown(a: &Report, b: &Report, a_name: &str, b_name: &str) -> S
     if (a.suite.as_str(), a.suite_version) != (b.suite.as_str(), b.suite_version) {
         s.push_str("\n**Warning: the suites differ; numbers are not comparable.**\n");
     }
-    s.push_str("\n| env | policy A | policy B | success A | success B | Δ success | reward A | reward B | Δ reward |\n");
+    s.push_str(
+        "\n| env | policy A | policy B | success A | success B | Δ success | reward A | reward B | Δ reward |\n",
+    );
     s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     let overlap = |x: [f64; 2], y: [f64; 2]| x[0] <= y[1] && y[0] <= x[1];
     let mut pairs: Vec<(&Row, &Row)> = Vec::new();

@@ -245,9 +245,11 @@ async fn session(url: String, a: Arc<ServerBenchArgs>, idx: u64, start: Arc<toki
     let mut cfg = WebSocketConfig::default();
     cfg.read_buffer_size = 16 << 10;
     cfg.max_message_size = Some(100 << 20);
-    let conn =
-        tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true))
-            .await;
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async_with_config(&url, Some(cfg), true),
+    )
+    .await;
     let mut ws = match conn {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => {
@@ -397,10 +399,8 @@ pub async fn run_async(a: ServerBenchArgs) -> anyhow::Result<ServerReport> {
         .iter()
         .copied()
         .filter(|&n| {
-            let (ok, all) = out
-                .iter()
-                .filter(|l| l.sessions == n)
-                .fold((0, 0), |(o, t), l| (o + l.successes, t + l.sessions));
+            let (ok, all) =
+                out.iter().filter(|l| l.sessions == n).fold((0, 0), |(o, t), l| (o + l.successes, t + l.sessions));
             all > 0 && ok as f64 >= 0.95 * all as f64
         })
         .max();

@@ -17,12 +17,15 @@ struct Echo {
 }
 
 impl Env for Echo {
-    fn reset(&mut self, _seed: u64) -> Result<Observation, EnvError> {
+    fn reset(&mut self, seed: u64) -> Result<Observation, EnvError> {
         self.t = 0;
         self.live = true;
         Ok(Observation {
-            messages: vec![Message::user("Send any message; it is echoed back.")],
-            state: json!({"echoed_message": "", "message_length": 0}),
+            messages: vec![
+                Message::system("Every reply is echoed back; longer replies score more (up to 10 characters)."),
+                Message::user(format!("Episode {seed}: send any message.")),
+            ],
+            state: json!({"echoed_message": "", "message_length": 0, "seed": seed}),
             ..Observation::default()
         })
     }
@@ -41,7 +44,7 @@ impl Env for Echo {
             info.success = Some(n > 0);
         }
         let obs = Observation {
-            messages: vec![Message::user(action.text.clone())],
+            messages: vec![Message::system("Every reply is echoed back."), Message::user(action.text.clone())],
             state: json!({"echoed_message": action.text, "message_length": n}),
             ..Observation::default()
         };
