@@ -342,7 +342,7 @@ async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
             None => errors.push((key, 1)),
         }
     }
-    errors.sort_by(|x, y| y.1.cmp(&x.1));
+    errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     errors.truncate(5);
     let peak_v = peak.load(Ordering::Relaxed);
     Level {

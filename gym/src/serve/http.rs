@@ -83,13 +83,13 @@ fn unprocessable(errors: Vec<Value>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": errors }))).into_response()
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+/// Parses an optional JSON body; `Err` carries the 422 error list.
+fn parse_body(body: &Bytes) -> Result<Value, Vec<Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| {
-        unprocessable(vec![wire::err_item("json_invalid", &["body"], &format!("JSON decode error: {e}"), &Value::Null)])
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| vec![wire::err_item("json_invalid", &["body"], &format!("JSON decode error: {e}"), &Value::Null)])
 }
 
 /// Runs `f` on a fresh env on the blocking pool; turns the frame it
@@ -126,7 +126,7 @@ async fn on_fresh_env(
 async fn reset(State(svc): Svc, body: Bytes) -> Response {
     let v = match parse_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return unprocessable(e),
     };
     let req = match wire::parse_reset(&v, &svc.option_names()) {
         Ok(r) => r,
@@ -138,7 +138,7 @@ async fn reset(State(svc): Svc, body: Bytes) -> Response {
 async fn step(State(svc): Svc, body: Bytes) -> Response {
     let v = match parse_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return unprocessable(e),
     };
     let Some(action) = v.get("action") else {
         return unprocessable(vec![wire::err_item("missing", &["body", "action"], "Field required", &v)]);
