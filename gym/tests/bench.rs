@@ -115,11 +115,14 @@ fn cli_bench_writes_outputs_and_compares() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("| echo | **random** | 5 |"), "{stdout}");
-    assert!(stdout.contains("n/a: env `echo` offers no demonstration"), "baseline that cannot run: {stdout}");
+    assert!(!stdout.contains("oracle"), "a baseline that cannot play is left out of the table: {stdout}");
     for f in ["bench.json", "bench.md", "bench.svg"] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let j = out.join("bench.json");
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    let oracle = report.rows.iter().find(|r| r.policy == "oracle").expect("oracle row in JSON");
+    assert!(oracle.skipped.as_deref().unwrap().contains("offers no demonstration"), "{oracle:?}");
     let o = Command::new(gym).args(["bench", "compare"]).arg(&j).arg(&j).output().unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("| echo | random | random | 100.0% | 100.0% | +0.0 pp"));

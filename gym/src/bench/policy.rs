@@ -27,7 +27,7 @@ pub struct PolicyBenchArgs {
     #[arg(long, default_value = "default")]
     pub suite: String,
     /// Baseline policies run as reference rows (comma-separated; empty for none).
-    #[arg(long, default_value = "random,oracle")]
+    #[arg(long, default_value = "random,oracle,greedy-merge,solver")]
     pub baselines: String,
     /// Directory for `bench.json`, `bench.md` and `bench.svg`.
     #[arg(long, default_value = "bench-out")]
@@ -211,8 +211,15 @@ fn run_row(
     let t0 = Instant::now();
     let eps = match envs::rollout(&maker, &timed, &cfg, &|_| {}) {
         Ok(e) => e,
-        Err(envs::rollout::RolloutError::Policy { source: PolicyError::Unsupported(why), .. }) if baseline => {
-            return Ok(Row::skipped(&env.id, policy.name(), why));
+        // A policy that cannot play this env (a game-specific expert, a
+        // demonstration-less oracle) gets an n/a row with the reason.
+        Err(envs::rollout::RolloutError::Policy { source, .. }) => {
+            let why = match source {
+                PolicyError::Unsupported(w) | PolicyError::Missing(w) | PolicyError::Other(w) => w,
+                other => other.to_string(),
+            };
+            eprintln!("bench: {} on {}: n/a ({why})", policy.name(), env.id);
+            return Ok(Row::skipped(&env.id, policy.name(), baseline, why));
         }
         Err(e) => return Err(e.into()),
     };
@@ -243,11 +250,11 @@ fn run_row(
 }
 
 impl Row {
-    fn skipped(env: &str, policy: &str, why: String) -> Self {
+    fn skipped(env: &str, policy: &str, baseline: bool, why: String) -> Self {
         Row {
             env: env.to_string(),
             policy: policy.to_string(),
-            baseline: true,
+            baseline,
             episodes: 0,
             success_rate: 0.0,
             success_ci: [0.0, 0.0],
@@ -305,8 +312,9 @@ fn pct(x: f64) -> String {
 /// The report as a Markdown table.
 pub fn markdown(r: &Report) -> String {
     let mut s = format!(
-        "# gym bench: suite `{}` v{}, policy `{}`\n\nBaselines are reference rows (*italic*). \
-         Success: Wilson 95% interval; reward: Student-t 95% interval.\n\n",
+        "# gym bench: suite `{}` v{}, policy `{}`\n\nBaselines are reference rows (*italic*; those that \
+         cannot play an env are listed in bench.json only). Success: Wilson 95% interval; reward: Student-t 95% \
+         interval.\n\n",
         r.suite, r.suite_version, r.policy
     );
     s.push_str("| env | policy | episodes | success (95% CI) | mean reward (95% CI) | mean steps | tokens/episode | policy ms/step | episodes/s |\n");
@@ -314,6 +322,11 @@ pub fn markdown(r: &Report) -> String {
     for row in &r.rows {
         let name = if row.baseline { format!("*{}*", row.policy) } else { format!("**{}**", row.policy) };
         if let Some(why) = &row.skipped {
+            if row.baseline {
+                // A baseline that cannot play this env (e.g. a 2048 expert on
+                // Sudoku) is listed in bench.json only.
+                continue;
+            }
             s.push_str(&format!("| {} | {} | – | n/a: {} | | | | | |\n", row.env, name, why.replace('|', "/")));
             continue;
         }
