@@ -36,7 +36,7 @@ bench() { # label port pid episode sessions extra-args...
   local label=$1 port=$2 pid=$3 episode=$4 sessions=$5
   shift 5
   "$GYM" bench server --url "http://127.0.0.1:$port" --sessions "$sessions" --episode "$episode" \
-    --server-pid "$pid" --label "$label" --out "$OUT/$label-$episode.json" "$@"
+    --server-pid "$pid" --label "$label" --reps "${REPS:-3}" --out "$OUT/$label-$episode.json" "$@"
 }
 
 # 1. Trivial echo env, one-step sessions (OpenEnv's scaling-study workload, wait = 0).

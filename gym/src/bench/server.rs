@@ -243,7 +243,7 @@ async fn session(url: String, a: Arc<ServerBenchArgs>, idx: u64, start: Arc<toki
     start.wait().await;
     let t0 = Instant::now();
     let mut cfg = WebSocketConfig::default();
-    cfg.read_buffer_size = 16 << 10;
+    cfg.read_buffer_size = 4 << 10;
     cfg.max_message_size = Some(100 << 20);
     let conn = tokio::time::timeout(
         Duration::from_secs(10),

@@ -38,7 +38,7 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(svc): Svc) -> Response {
     let limit = svc.config.max_message_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .read_buffer_size(16 << 10)
+        .read_buffer_size(4 << 10)
         .on_upgrade(move |socket| run_session(socket, svc))
 }
 

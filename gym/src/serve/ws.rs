@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use envs::{Env, EnvError, EnvMaker, RegistryError};
@@ -337,6 +338,8 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
     let idle = svc.config.idle_timeout;
     let mut last_request = Instant::now();
     let mut close_code = (1000u16, "");
+    let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(365 * 24 * 3600)));
+    tokio::pin!(idle_timer);
 
     'session: loop {
         while running.is_none() && !closing {
@@ -361,7 +364,6 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
             }
             break;
         }
-        let idle_at = idle.map(|d| last_request + d);
         tokio::select! {
             biased;
             done = async { match running.as_mut() { Some(h) => Some(h.await), None => None } }, if running.is_some() => {
@@ -427,9 +429,15 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
                     break;
                 }
             }
-            _ = sleep_until_opt(idle_at), if running.is_none() && idle_at.is_some() => {
-                close_code = (1000, "idle timeout");
-                break;
+            _ = &mut idle_timer, if running.is_none() && idle.is_some() => {
+                // One timer per idle period, not one per message: re-arm it
+                // from the last request, and close only when really idle.
+                let due = last_request + idle.unwrap_or_default();
+                if Instant::now() >= due {
+                    close_code = (1000, "idle timeout");
+                    break;
+                }
+                idle_timer.as_mut().reset(due);
             }
         }
     }
@@ -438,11 +446,4 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
     }
     close(socket, close_code.0, close_code.1).await;
     drop(guard);
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
