@@ -46,14 +46,15 @@ pids+=($!); GPID=$!
 pids+=($!); PPID_=$!
 wait_health $GYM_PORT
 wait_health $PY_PORT
+# Memory per held session first, on fresh servers (1024 sessions held open
+# 2 s so they all overlap; later batches would reuse freed heap).
+REPS=1 bench gym-serve-echo-hold $GYM_PORT $GPID one-step 1024 --hold-ms 2000
+REPS=1 bench openenv-python-echo-hold $PY_PORT $PPID_ one-step 1024 --hold-ms 2000
 bench gym-serve-echo $GYM_PORT $GPID one-step "$SESSIONS"
 bench openenv-python-echo $PY_PORT $PPID_ one-step "$SESSIONS"
-# 2. Memory per held session (sessions stay open 2 s so they overlap).
-bench gym-serve-echo-hold $GYM_PORT $GPID one-step 1024 --hold-ms 2000
-bench openenv-python-echo-hold $PY_PORT $PPID_ one-step 1024 --hold-ms 2000
 cleanup; pids=()
 
-# 3. Full 2048 games on gym serve (OpenEnv's Python server has no 2048 env of
+# 2. Full 2048 games on gym serve (OpenEnv's Python server has no 2048 env of
 #    its own; OpenSpiel's needs the C++ library).
 if "$GYM" list | grep -q '^  2048 '; then
   "$GYM" serve 2048 --port $GYM_PORT --max-sessions 4096 2>/dev/null &

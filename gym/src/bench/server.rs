@@ -78,6 +78,8 @@ struct SessionRecord {
     reset_ms: f64,
     step_ms: Vec<f64>,
     total_ms: f64,
+    start: Option<Instant>,
+    end: Option<Instant>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -242,6 +244,7 @@ async fn session(url: String, a: Arc<ServerBenchArgs>, idx: u64, start: Arc<toki
     let timeout = Duration::from_secs_f64(a.timeout_s.max(0.001));
     start.wait().await;
     let t0 = Instant::now();
+    rec.start = Some(t0);
     let mut cfg = WebSocketConfig::default();
     cfg.read_buffer_size = 4 << 10;
     cfg.max_message_size = Some(100 << 20);
@@ -254,10 +257,12 @@ async fn session(url: String, a: Arc<ServerBenchArgs>, idx: u64, start: Arc<toki
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => {
             rec.error = Some(format!("connect: {e}"));
+            rec.end = Some(Instant::now());
             return rec;
         }
         Err(_) => {
             rec.error = Some("connect: timeout".into());
+            rec.end = Some(Instant::now());
             return rec;
         }
     };
@@ -288,6 +293,7 @@ async fn session(url: String, a: Arc<ServerBenchArgs>, idx: u64, start: Arc<toki
     let _ = ws.send(Message::text(r#"{"type":"close"}"#)).await;
     let _ = ws.close(None).await;
     rec.total_ms = t0.elapsed().as_secs_f64() * 1e3;
+    rec.end = Some(Instant::now());
     match result {
         Ok(()) => rec.ok = true,
         Err(e) => rec.error = Some(e),
@@ -323,7 +329,10 @@ async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
     while let Some(r) = set.join_next().await {
         recs.push(r.unwrap_or_else(|e| SessionRecord { error: Some(format!("task: {e}")), ..Default::default() }));
     }
-    let wall = t0.elapsed().as_secs_f64().max(1e-9);
+    // Wall time: first session start to last session end.
+    let first = recs.iter().filter_map(|r| r.start).min().unwrap_or(t0);
+    let last = recs.iter().filter_map(|r| r.end).max().unwrap_or_else(Instant::now);
+    let wall = last.saturating_duration_since(first).as_secs_f64().max(1e-9);
     let cpu = match (cpu0, a.server_pid.and_then(cpu_seconds)) {
         (Some(a0), Some(a1)) => Some((a1 - a0).max(0.0)),
         _ => None,
