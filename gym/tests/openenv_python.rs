@@ -77,7 +77,13 @@ fn check_clients(venv_name: &str, package: &str, version: &str) {
     eprintln!("{out}");
     assert!(out.contains(&format!("all {} envs OK", pairs.len())), "{out}");
     for s in &servers {
-        let out = run(Command::new(dir.join("bin/openenv")).args(["validate", "--json", "--url", &s.url()]));
+        // Through the venv's python, not the script's shebang, so a moved venv still works.
+        let out = run(Command::new(dir.join("bin/python")).arg(dir.join("bin/openenv")).args([
+            "validate",
+            "--json",
+            "--url",
+            &s.url(),
+        ]));
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null);
         assert_eq!(v["passed"], true, "openenv validate for {}:\n{out}", s.url());
     }
