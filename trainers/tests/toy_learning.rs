@@ -48,14 +48,15 @@ fn train(task: ToyTask, steps: usize, seed: u64, stop_at: Option<f64>) -> Vec<Me
     }
     for (i, m) in log.iter().enumerate() {
         eprintln!(
-            "{} step {:3} reward {:.3} entropy {:.3} zero_std {:.2} grad_norm {:.3} time {:.3}",
+            "{} step {:3} reward {:.3} entropy {:.3} zero_std {:.2} grad_norm {:.3} time {:.3} gen {:.3}",
             task.name(),
             i + 1,
             m["reward"],
             m["entropy"],
             m["frac_reward_zero_std"],
             m["grad_norm"],
-            m["step_time"]
+            m["step_time"],
+            m["generation_time"]
         );
     }
     log
@@ -67,4 +68,17 @@ fn count_a_reaches_0_9_by_step_40() {
     let r = window(&log, "reward", 40);
     assert!(r >= 0.9, "count_a mean reward over steps 36-40 is {r:.3}");
     assert!(window(&log, "entropy", 40) < 0.5 * log[0]["entropy"], "entropy falls");
+    // Solved: every group is all-correct, so advantages and the gradient are exactly 0.
+    let last = &log[39];
+    assert_eq!(last["frac_reward_zero_std"], 1.0);
+    assert_eq!(last["grad_norm"], 0.0);
+}
+
+#[test]
+fn echo_reaches_0_85_by_step_120() {
+    let log = train(ToyTask::Echo, 120, 0, Some(0.85));
+    let end = log.len();
+    let r = window(&log, "reward", end);
+    assert!(r >= 0.85, "echo mean reward over the last 5 of {end} steps is {r:.3}");
+    assert!(window(&log, "entropy", end) < 0.5 * log[0]["entropy"], "entropy falls");
 }
