@@ -76,6 +76,12 @@ fn group_samples_share_the_prompt_and_respect_stops() {
     // prefilled cache changes nothing but speed.
     let alone = p.sample_chat(&msgs, 1, &opts).unwrap();
     assert_eq!(alone[0].token_ids, group[0].token_ids);
+    for s in &group {
+        if s.finish == FinishReason::Length {
+            assert_eq!(s.token_ids.len(), 10);
+            assert_eq!(s.text, p.tokenizer().decode(&s.token_ids, false).unwrap());
+        }
+    }
     let distinct: std::collections::BTreeSet<_> = group.iter().map(|s| s.token_ids.clone()).collect();
     assert!(distinct.len() > 1);
     // Stop strings cut the text; eos ids end the completion.
