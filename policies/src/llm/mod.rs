@@ -18,6 +18,7 @@ pub mod files;
 pub mod model;
 pub mod nn;
 pub mod policy;
+pub mod random;
 pub mod sampling;
 
 pub use chat::{parse_harmony, ChatTemplate, HarmonyReply};
@@ -27,4 +28,5 @@ pub use files::{looks_like_model, ModelFiles, PRESETS};
 pub use model::{CausalLm, KvCache};
 pub use nn::{Linear, LinearAdapter, LinearKind};
 pub use policy::{GenerationConfig, LlmPolicy};
+pub use random::{random_weights, RandomInit};
 pub use sampling::{generate, FinishReason, Sample, SampleOptions};

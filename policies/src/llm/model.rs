@@ -144,7 +144,7 @@ impl Attention {
         let s = k.dim(2)?;
         // Group queries by kv head: [b, nkv, rep*t, hd] x [b, nkv, hd, s].
         let q = q.reshape((b, nkv, rep * t, hd))?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (hd as f64).sqrt()))?;
+        let scores = (q.contiguous()?.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
         let mut scores = scores.reshape((b, nkv, rep, t, s))?;
         if let Some(mask) = self.mask(t, s, offset, x.device())? {
             scores = scores.broadcast_add(&mask)?;

@@ -183,11 +183,11 @@ pub fn generate(
     if o.max_new_tokens == 0 {
         return Ok(rows.into_iter().map(|r| finish(r, FinishReason::Length)).collect());
     }
+    let max_pos = model.config().max_position_embeddings;
     let mut logits: Vec<Vec<f32>> = vec![first; n];
     let mut cache = cache.repeat_batch(n)?;
     let mut active: Vec<usize> = (0..n).collect();
     let mut done: Vec<(usize, Sample)> = Vec::with_capacity(n);
-    let max_pos = model.config().max_position_embeddings;
     loop {
         let mut next = Vec::with_capacity(active.len());
         for (slot, &ri) in active.iter().enumerate() {
@@ -198,17 +198,19 @@ pub fn generate(
             next.push(tok_id);
             if o.eos_token_ids.contains(&tok_id) {
                 row.finish = Some(FinishReason::Eos);
-            } else {
+                continue;
+            }
+            if !o.stop.is_empty() {
+                // Stop strings can span tokens: look at the whole decoded text.
                 let text = tok.detokenize(&row.ids)?;
                 if let Some(cut) = o.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
                     row.text = text[..cut].to_string();
                     row.finish = Some(FinishReason::Stop);
-                } else {
-                    row.text = text;
-                    if row.ids.len() >= o.max_new_tokens || prompt.len() + row.ids.len() >= max_pos {
-                        row.finish = Some(FinishReason::Length);
-                    }
+                    continue;
                 }
+            }
+            if row.ids.len() >= o.max_new_tokens || prompt.len() + row.ids.len() >= max_pos {
+                row.finish = Some(FinishReason::Length);
             }
         }
         let keep: Vec<usize> = (0..active.len()).filter(|&s| rows[active[s]].finish.is_none()).collect();
@@ -239,8 +241,10 @@ fn finish(r: Row, reason: FinishReason) -> Sample {
 fn finish_with_text(r: Row, reason: FinishReason, tok: &dyn Detokenize) -> Result<(usize, Sample)> {
     let index = r.index;
     let mut s = finish(r, reason);
-    if reason == FinishReason::Eos {
-        s.text = tok.detokenize(&s.token_ids[..s.token_ids.len() - 1])?;
+    match reason {
+        FinishReason::Eos => s.text = tok.detokenize(&s.token_ids[..s.token_ids.len() - 1])?,
+        FinishReason::Length => s.text = tok.detokenize(&s.token_ids)?,
+        FinishReason::Stop => {}
     }
     Ok((index, s))
 }
