@@ -3,8 +3,10 @@
 //! The `gym` command is a thin clap front end over these modules:
 //! * [`run`]: `gym run` — parallel deterministic rollouts with a summary;
 //! * [`show`]: `gym show` — pretty-prints trajectory files;
-//! * [`play`]: `gym play` — play an env in the terminal as a human.
+//! * [`play`]: `gym play` — play an env in the terminal as a human;
+//! * [`train`]: `gym train` — GRPO with LoRA on an env's rewards.
 
 pub mod play;
 pub mod run;
 pub mod show;
+pub mod train;

@@ -20,6 +20,8 @@ enum Command {
     Play(gym::play::PlayArgs),
     /// Pretty-print a trajectory file with reward breakdowns.
     Show(gym::show::ShowArgs),
+    /// Fine-tune a model with GRPO + LoRA on an env's rewards.
+    Train(gym::train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +31,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run(a) => gym::run::run(a),
         Command::Play(a) => gym::play::play(a),
         Command::Show(a) => gym::show::show(a),
+        Command::Train(a) => gym::train::train(a),
     }
 }

@@ -14,11 +14,13 @@
 //! * [`config`]: [`GrpoConfig`] with TRL's `GRPOConfig` names (TOML).
 //! * [`trainer`]: [`GrpoTrainer`], the loop, and the [`RolloutSource`]
 //!   trait that feeds it completions and rewards.
+//! * [`envsource`]: [`envsource::EnvSource`], rewards from registered envs.
 //! * [`toy`]: the toy learning setups (tiny random Qwen2, char tokenizer,
 //!   `count_a`, `echo`) that prove the trainer learns.
 
 pub mod checkpoint;
 pub mod config;
+pub mod envsource;
 pub mod error;
 pub mod grpo;
 pub mod lora;
