@@ -6,9 +6,11 @@
 //! * [`play`]: `gym play` — play an env in the terminal as a human;
 //! * [`serve`]: `gym serve` — an OpenEnv-compatible environment server;
 //! * [`bench`]: `gym bench` — policy and server benchmarks.
+//! * [`train`]: `gym train` — GRPO with LoRA on an env's rewards.
 
 pub mod bench;
 pub mod play;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod train;

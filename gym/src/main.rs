@@ -24,6 +24,8 @@ enum Command {
     Serve(gym::serve::ServeArgs),
     /// Benchmark policies over a suite of envs, or an env server under load.
     Bench(gym::bench::BenchArgs),
+    /// Fine-tune a model with GRPO + LoRA on an env's rewards.
+    Train(gym::train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Command::Show(a) => gym::show::show(a),
         Command::Serve(a) => gym::serve::serve(a),
         Command::Bench(a) => gym::bench::bench(a),
+        Command::Train(a) => gym::train::train(a),
     }
 }

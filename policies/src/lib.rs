@@ -3,8 +3,12 @@
 //! Every policy implements [`envs::Policy`]. This crate provides the
 //! scripted baselines (`random`, `oracle`, `replay:FILE`, and per-game
 //! experts such as `expectimax` for 2048 and `solver` for Sudoku) and
-//! resolves policy names given on the command line with [`make_policy`].
+//! resolves policy names given on the command line with [`make_policy`]:
+//! a scripted name, or an LLM preset (`gpt-oss-20b`, `qwen3-0.6b`, ...), a
+//! local model folder, or a Hugging Face repo id (see [`llm`]).
 
+pub mod llm;
+pub mod openai;
 pub mod scripted;
 
 use envs::Policy;
@@ -34,13 +38,50 @@ pub enum PolicyNameError {
 
 /// The policy names [`make_policy`] accepts, with one line of help each.
 pub fn policy_names() -> Vec<(&'static str, &'static str)> {
-    scripted::NAMES.to_vec()
+    let mut names = scripted::NAMES.to_vec();
+    names.extend([
+        ("gpt-oss-20b", "openai/gpt-oss-20b from the Hugging Face cache (local LLM)"),
+        ("qwen3-0.6b", "Qwen/Qwen3-0.6B from the Hugging Face cache (local LLM)"),
+        ("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct from the Hugging Face cache (local LLM)"),
+        ("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct from the Hugging Face cache (local LLM)"),
+        ("PATH", "a local model folder in Hugging Face layout (config.json, tokenizer.json, safetensors)"),
+        ("ORG/NAME", "a Hugging Face repo id already in the local cache (HF_HOME)"),
+        ("openai:MODEL", "MODEL on an OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)"),
+    ]);
+    names
+}
+
+/// Settings for policies that need more than a name (command-line flags).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyOptions {
+    /// The API root for `openai:` policies (overrides `OPENAI_BASE_URL`).
+    pub base_url: Option<String>,
 }
 
 /// Builds a policy from its command-line name.
 pub fn make_policy(name: &str) -> Result<Box<dyn Policy>, PolicyNameError> {
+    make_policy_with(name, &PolicyOptions::default())
+}
+
+/// Builds a policy from its command-line name and extra settings.
+pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Policy>, PolicyNameError> {
     if let Some(p) = scripted::make(name)? {
         return Ok(p);
+    }
+    if let Some(model) = name.strip_prefix("openai:") {
+        if model.is_empty() {
+            return Err(PolicyNameError::Build { name: name.to_string(), reason: "give a model: openai:MODEL".into() });
+        }
+        let mut cfg = openai::OpenAiConfig::from_env(model);
+        if let Some(url) = &opts.base_url {
+            cfg.base_url = url.clone();
+        }
+        return Ok(Box::new(openai::OpenAiPolicy::new(cfg)));
+    }
+    if llm::looks_like_model(name) {
+        let p = llm::LlmPolicy::load(name)
+            .map_err(|e| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() })?;
+        return Ok(Box::new(p));
     }
     Err(PolicyNameError::Unknown {
         name: name.to_string(),

@@ -1,9 +1,36 @@
 //! # trainers — fine-tuning policies on env rewards
 //!
-//! [`grpo`] holds GRPO's math exactly as TRL 1.16 computes it (advantages,
-//! importance ratios, clipped surrogate, k3 KL, aggregation per
-//! `loss_type`), on plain arrays with analytic per-token gradients. It is
-//! the specification the tensor trainer is tested against, and its golden
-//! values come from `shared/reference/grpo.md` §13.
+//! * [`grpo`]: GRPO's math exactly as TRL 1.16 computes it (advantages,
+//!   importance ratios, clipped surrogate, k3 KL, aggregation per
+//!   `loss_type`) on plain arrays with analytic per-token gradients — the
+//!   specification, with the golden values of `shared/reference/grpo.md`
+//!   §13.
+//! * [`loss`]: the same loss on tensors, differentiable (tested equal to
+//!   [`grpo`] in value and gradient).
+//! * [`score`]: chunked log-probs / entropies and a memory-lean backward.
+//! * [`lora`]: LoRA adapters on gym's candle models, PEFT import/export.
+//! * [`optim`]: AdamW, learning-rate schedules, gradient clipping.
+//! * [`checkpoint`]: atomic checkpoints and resume.
+//! * [`config`]: [`GrpoConfig`] with TRL's `GRPOConfig` names (TOML).
+//! * [`trainer`]: [`GrpoTrainer`], the loop, and the [`RolloutSource`]
+//!   trait that feeds it completions and rewards.
+//! * [`envsource`]: [`envsource::EnvSource`], rewards from registered envs.
+//! * [`toy`]: the toy learning setups (tiny random Qwen2, char tokenizer,
+//!   `count_a`, `echo`) that prove the trainer learns.
 
+pub mod checkpoint;
+pub mod config;
+pub mod envsource;
+pub mod error;
 pub mod grpo;
+pub mod lora;
+pub mod loss;
+pub mod optim;
+pub mod score;
+pub mod toy;
+pub mod trainer;
+
+pub use config::GrpoConfig;
+pub use error::{Result, TrainError};
+pub use lora::{Lora, LoraConfig};
+pub use trainer::{GrpoTrainer, Metrics, RolloutSource, Sequence};

@@ -1,0 +1,142 @@
+//! `gym train`: a killed run resumes and finishes exactly as an
+//! uninterrupted one; metrics use TRL's names; the adapter is PEFT-shaped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../trainers/configs/toy_l5.toml")
+}
+
+fn args(out: &Path, steps: usize) -> Vec<String> {
+    let c = config();
+    [
+        "train",
+        "toy:count_a",
+        "--config",
+        c.to_str().unwrap(),
+        "--set",
+        "per_device_train_batch_size=16",
+        "--set",
+        "num_generations=4",
+        "--max-steps",
+        &steps.to_string(),
+        "--save-steps",
+        "1",
+        "--set",
+        "save_total_limit=2",
+        "--quiet",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn gym(args: &[String]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gym")).args(args).output().expect("gym runs");
+    assert!(out.status.success(), "gym {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn metric_lines(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
+    let steps = 24;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    gym(&args(&a, steps));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(args(&b, steps))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let past_3 = |d: &Path| {
+        std::fs::read_dir(d).into_iter().flatten().flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_prefix("checkpoint-").and_then(|s| s.parse::<usize>().ok()).is_some_and(|n| n >= 3)
+        })
+    };
+    while !past_3(&b) && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    gym(&[args(&b, steps), vec!["--resume".into()]].concat());
+
+    let (ma, mb) = (metric_lines(&a), metric_lines(&b));
+    assert_eq!(mb.len(), steps);
+    for (i, (x, y)) in ma.iter().zip(&mb).enumerate() {
+        assert_eq!(x["step"], i + 1);
+        assert_eq!(y["step"], i + 1);
+        assert_eq!(x["reward"], y["reward"], "step {}", i + 1);
+        assert_eq!(x["loss"], y["loss"], "step {}", i + 1);
+    }
+    let adapter = |d: &Path| std::fs::read(d.join("adapter/adapter_model.safetensors")).unwrap();
+    assert_eq!(adapter(&a), adapter(&b), "same final adapter");
+    // TRL metric names.
+    for k in [
+        "reward",
+        "reward_std",
+        "rewards/count_a/mean",
+        "frac_reward_zero_std",
+        "completions/mean_length",
+        "completions/clipped_ratio",
+        "entropy",
+        "clip_ratio/region_mean",
+        "learning_rate",
+        "grad_norm",
+        "loss",
+    ] {
+        assert!(ma[0].get(k).is_some(), "metric {k} missing");
+    }
+    // PEFT adapter config and pruned checkpoints.
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("adapter/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["peft_type"], "LORA");
+    assert_eq!(cfg["r"], 8);
+    let ckpts: Vec<_> = std::fs::read_dir(&a)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("checkpoint-"))
+        .collect();
+    assert_eq!(ckpts.len(), 2, "save_total_limit keeps two");
+    assert!(a.join("base-model/config.json").exists());
+}
+
+#[test]
+fn bad_settings_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(["train", "toy:count_a", "--set", "learning_rat=1", "--output-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("learning_rat"));
+    let out = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(["train", "toy:count_a", "--num-generations", "3", "--output-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("divisible"));
+    let out = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(["train", "toy:count_a", "--resume", "--output-dir"])
+        .arg(tmp.path().join("nothing"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no checkpoint"));
+}

@@ -1,0 +1,335 @@
+//! Building blocks written with plain, differentiable candle ops.
+//!
+//! candle's fused kernels (`softmax_last_dim`, `rms_norm`, `rope`) record no
+//! backward op and silently cut the gradient graph; everything here uses
+//! elementwise ops, reductions and matmuls that have backward rules, so the
+//! same forward serves sampling and training.
+
+use std::fmt;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::config::{ModelConfig, RopeScaling};
+
+/// Which projection a [`Linear`] is, for choosing LoRA targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinearKind {
+    /// Attention query projection (`q_proj`).
+    Q,
+    /// Attention key projection (`k_proj`).
+    K,
+    /// Attention value projection (`v_proj`).
+    V,
+    /// Attention output projection (`o_proj`).
+    O,
+    /// MLP gate projection (`gate_proj`).
+    Gate,
+    /// MLP up projection (`up_proj`).
+    Up,
+    /// MLP down projection (`down_proj`).
+    Down,
+    /// The output head (`lm_head`).
+    LmHead,
+    /// The MoE router (`router`, gpt-oss).
+    Router,
+}
+
+impl LinearKind {
+    /// The module name as PEFT's `target_modules` spells it.
+    pub fn module_name(self) -> &'static str {
+        match self {
+            LinearKind::Q => "q_proj",
+            LinearKind::K => "k_proj",
+            LinearKind::V => "v_proj",
+            LinearKind::O => "o_proj",
+            LinearKind::Gate => "gate_proj",
+            LinearKind::Up => "up_proj",
+            LinearKind::Down => "down_proj",
+            LinearKind::LmHead => "lm_head",
+            LinearKind::Router => "router",
+        }
+    }
+}
+
+/// Something added to a [`Linear`]'s output: the LoRA injection point.
+///
+/// `forward` receives the layer's input `x` and the base output
+/// `x·Wᵀ + b` and returns the final output (for LoRA:
+/// `base + (α/r)·(x·Aᵀ)·Bᵀ`). Implementations decide themselves whether
+/// they are currently enabled (e.g. off for the KL reference policy).
+pub trait LinearAdapter: Send + Sync + fmt::Debug {
+    /// Combines the base output with the adapter's contribution.
+    fn forward(&self, x: &Tensor, base: &Tensor) -> Result<Tensor>;
+}
+
+/// A linear layer `y = x·Wᵀ + b` with an optional [`LinearAdapter`].
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    name: String,
+    kind: LinearKind,
+    adapter: Option<Arc<dyn LinearAdapter>>,
+}
+
+impl Linear {
+    /// A layer from its weight `[out, in]` and optional bias `[out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, name: impl Into<String>, kind: LinearKind) -> Self {
+        Self { weight, bias, name: name.into(), kind, adapter: None }
+    }
+
+    /// Loads `{prefix}.weight` (and `{prefix}.bias` when `bias`).
+    pub fn load(vb: &VarBuilder, in_dim: usize, out_dim: usize, bias: bool, kind: LinearKind) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+        Ok(Self::new(weight, bias, vb.prefix(), kind))
+    }
+
+    /// The full parameter name prefix, e.g. `model.layers.0.self_attn.q_proj`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which projection this is.
+    pub fn kind(&self) -> LinearKind {
+        self.kind
+    }
+
+    /// The weight `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias `[out]`, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// `(in, out)` features.
+    pub fn dims(&self) -> (usize, usize) {
+        let d = self.weight.dims();
+        (d[1], d[0])
+    }
+
+    /// Attaches (or with `None` removes) an adapter.
+    pub fn set_adapter(&mut self, adapter: Option<Arc<dyn LinearAdapter>>) {
+        self.adapter = adapter;
+    }
+
+    /// The attached adapter.
+    pub fn adapter(&self) -> Option<&Arc<dyn LinearAdapter>> {
+        self.adapter.as_ref()
+    }
+
+    /// The base output without the adapter.
+    pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.t()?;
+        let y = match x.dims().len() {
+            2 => x.matmul(&w)?,
+            _ => {
+                // Flatten leading dims: one gemm instead of a batched one.
+                let dims = x.dims().to_vec();
+                let last = dims[dims.len() - 1];
+                let rows: usize = dims[..dims.len() - 1].iter().product();
+                let y = x.reshape((rows, last))?.matmul(&w)?;
+                let mut out_dims = dims[..dims.len() - 1].to_vec();
+                out_dims.push(self.weight.dim(0)?);
+                y.reshape(out_dims)?
+            }
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let base = self.forward_base(x)?;
+        match &self.adapter {
+            Some(a) => a.forward(x, &base),
+            None => Ok(base),
+        }
+    }
+}
+
+/// RMSNorm `w ⊙ x / sqrt(mean(x²) + eps)`, computed in f32 (differentiable).
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `{prefix}.weight` of width `dim`.
+    pub fn load(vb: &VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self { weight: vb.get(dim, "weight")?, eps })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let y = x.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        y.broadcast_mul(&self.weight.to_dtype(DType::F32)?)?.to_dtype(dtype)
+    }
+}
+
+/// Softmax over the last dimension from differentiable ops (the max is
+/// subtracted for stability; softmax is invariant to it, so it is detached).
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// Log-softmax over the last dimension from differentiable ops.
+pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Rotary position embedding tables (half-split / NeoX layout).
+#[derive(Debug, Clone)]
+pub struct Rope {
+    inv_freq: Vec<f32>,
+    /// Multiplier on cos and sin (YaRN's attention factor; 1 otherwise).
+    scale: f32,
+}
+
+impl Rope {
+    /// Builds the inverse frequencies for the config's scaling.
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let dim = cfg.head_dim;
+        let base = cfg.rope_theta;
+        let half = dim / 2;
+        let plain: Vec<f64> = (0..half).map(|i| 1.0 / base.powf((2 * i) as f64 / dim as f64)).collect();
+        let (inv, scale) = match &cfg.rope_scaling {
+            RopeScaling::None => (plain, 1.0),
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                let old = *original_max_position_embeddings;
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                let inv = plain
+                    .iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect();
+                (inv, 1.0)
+            }
+            RopeScaling::Yarn {
+                factor,
+                beta_fast,
+                beta_slow,
+                original_max_position_embeddings,
+                truncate,
+                attention_factor,
+            } => {
+                let orig = *original_max_position_embeddings;
+                let corr = |rot: f64| dim as f64 * (orig / (rot * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln());
+                let (mut low, mut high) = (corr(*beta_fast), corr(*beta_slow));
+                if *truncate {
+                    low = low.floor();
+                    high = high.ceil();
+                }
+                let low = low.max(0.0);
+                let high = high.min(dim as f64 - 1.0);
+                let high = if (high - low).abs() < 1e-12 { high + 0.001 } else { high };
+                let inv = plain
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &f)| {
+                        let ramp = ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+                        // transformers: extrapolation factor = 1 - ramp.
+                        (f / factor) * ramp + f * (1.0 - ramp)
+                    })
+                    .collect();
+                let m = attention_factor.unwrap_or(0.1 * factor.ln() + 1.0);
+                (inv, m)
+            }
+        };
+        Self { inv_freq: inv.into_iter().map(|x| x as f32).collect(), scale: scale as f32 }
+    }
+
+    /// The inverse frequencies (for tests).
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
+    /// `(cos, sin)` of shape `[t, head_dim]` for positions `offset..offset+t`.
+    pub fn tables(&self, offset: usize, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(t * half * 2);
+        let mut sin = Vec::with_capacity(t * half * 2);
+        for p in offset..offset + t {
+            let row: Vec<f32> = self.inv_freq.iter().map(|f| (p as f32) * f).collect();
+            for _ in 0..2 {
+                cos.extend(row.iter().map(|a| a.cos() * self.scale));
+                sin.extend(row.iter().map(|a| a.sin() * self.scale));
+            }
+        }
+        Ok((Tensor::from_vec(cos, (t, half * 2), device)?, Tensor::from_vec(sin, (t, half * 2), device)?))
+    }
+}
+
+/// Applies RoPE to `x` of shape `[b, heads, t, head_dim]` with tables `[t, head_dim]`.
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let half = d / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yarn_inverse_frequencies_match_reference_values() {
+        let v = serde_json::json!({"model_type": "gpt_oss", "vocab_size": 8, "hidden_size": 64,
+            "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 1, "head_dim": 64,
+            "num_local_experts": 1, "num_experts_per_tok": 1, "sliding_window": 4,
+            "rope_theta": 150000.0, "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0,
+            "beta_slow": 1.0, "original_max_position_embeddings": 4096, "truncate": false}});
+        let cfg = ModelConfig::from_json(&v).unwrap();
+        let rope = Rope::new(&cfg);
+        let inv = rope.inv_freq();
+        let want = [(0, 1.0), (1, 0.689044), (2, 0.474782), (3, 0.327146), (8, 0.0508133), (11, 0.0115921)];
+        for (i, w) in want {
+            assert!((inv[i] - w).abs() / w < 1e-4, "inv[{i}] = {} want {w}", inv[i]);
+        }
+        assert!((inv[31] - 3.0235e-7).abs() / 3.0235e-7 < 1e-3);
+        assert!((rope.scale - 1.3465736).abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_carry_gradients() {
+        let dev = Device::Cpu;
+        let v = candle_core::Var::from_vec(vec![1f32, 2.0, 3.0, -1.0, 0.0, 5.0], (2, 3), &dev).unwrap();
+        let p = softmax_last(v.as_tensor()).unwrap();
+        let sums: Vec<f32> = p.sum(1).unwrap().to_vec1().unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6));
+        let loss = p.narrow(1, 0, 1).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let g = grads.get(v.as_tensor()).expect("gradient reaches the input");
+        assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    }
+}

@@ -1,0 +1,220 @@
+//! [`LlmPolicy`]: a local model (any supported architecture) answering envs.
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use envs::policy::{Completion, PolicyError, Request, SamplingParams};
+use envs::{Action, Message, Policy};
+
+use super::chat::{parse_harmony, ChatTemplate};
+use super::config::{id_list, Arch, ModelConfig};
+use super::error::{read_json, LlmError, Result};
+use super::files::ModelFiles;
+use super::model::CausalLm;
+use super::sampling::{generate, Sample, SampleOptions};
+
+/// Sampling defaults from `generation_config.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationConfig {
+    /// Token ids that end a completion.
+    pub eos_token_ids: Vec<u32>,
+    /// Suggested temperature.
+    pub temperature: Option<f32>,
+    /// Suggested top-p.
+    pub top_p: Option<f32>,
+    /// Suggested top-k.
+    pub top_k: Option<usize>,
+    /// Suggested min-p.
+    pub min_p: Option<f32>,
+}
+
+impl GenerationConfig {
+    /// Reads `generation_config.json`.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|x| x as f32);
+        Self {
+            eos_token_ids: id_list(v.get("eos_token_id")),
+            temperature: f("temperature"),
+            top_p: f("top_p"),
+            top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
+            min_p: f("min_p"),
+        }
+    }
+}
+
+/// A local LLM: weights, tokenizer, chat template and generation defaults.
+#[derive(Debug)]
+pub struct LlmPolicy {
+    name: String,
+    model: CausalLm,
+    tokenizer: tokenizers::Tokenizer,
+    template: Option<ChatTemplate>,
+    generation: GenerationConfig,
+    eos_token_ids: Vec<u32>,
+    template_kwargs: serde_json::Value,
+}
+
+impl LlmPolicy {
+    /// Loads a model by preset name, local folder or hub repo id, on the CPU in f32.
+    pub fn load(name: &str) -> Result<Self> {
+        let files = ModelFiles::resolve(name)?;
+        Self::from_files(name, &files, &Device::Cpu, DType::F32)
+    }
+
+    /// Loads a model from resolved files.
+    pub fn from_files(name: &str, files: &ModelFiles, device: &Device, dtype: DType) -> Result<Self> {
+        let cfg = ModelConfig::from_json(&read_json(&files.config)?)?;
+        // SAFETY: the safetensors files are memory-mapped read-only; like every
+        // mmap-based loader we assume nobody truncates them while we run.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
+        let model = CausalLm::load(&cfg, vb)?;
+        let tokenizer =
+            tokenizers::Tokenizer::from_file(&files.tokenizer).map_err(|e| LlmError::Tokenizer(e.to_string()))?;
+        let template = ChatTemplate::from_files(files)?;
+        let generation = match &files.generation_config {
+            Some(p) => GenerationConfig::from_json(&read_json(p)?),
+            None => GenerationConfig::default(),
+        };
+        let mut eos_token_ids = if generation.eos_token_ids.is_empty() {
+            cfg.eos_token_ids.clone()
+        } else {
+            generation.eos_token_ids.clone()
+        };
+        if cfg.arch == Arch::GptOss {
+            // Harmony: `<|return|>` ends the turn, `<|call|>` a tool call.
+            for t in ["<|return|>", "<|call|>"] {
+                if let Some(id) = tokenizer.token_to_id(t) {
+                    if !eos_token_ids.contains(&id) {
+                        eos_token_ids.push(id);
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            model,
+            tokenizer,
+            template,
+            generation,
+            eos_token_ids,
+            template_kwargs: serde_json::json!({}),
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &CausalLm {
+        &self.model
+    }
+
+    /// The model, mutably (to attach adapters).
+    pub fn model_mut(&mut self) -> &mut CausalLm {
+        &mut self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template, if the model has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
+    }
+
+    /// `generation_config.json`'s defaults.
+    pub fn generation_config(&self) -> &GenerationConfig {
+        &self.generation
+    }
+
+    /// The ids that end a completion.
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_token_ids
+    }
+
+    /// Extra chat-template variables (e.g. `{"enable_thinking": false}` or
+    /// `{"reasoning_effort": "low"}`).
+    pub fn set_template_kwargs(&mut self, kwargs: serde_json::Value) {
+        self.template_kwargs = kwargs;
+    }
+
+    /// Whether replies use the harmony format (gpt-oss).
+    pub fn is_harmony(&self) -> bool {
+        self.model.config().arch == Arch::GptOss
+    }
+
+    /// Renders messages with the chat template (generation prompt added);
+    /// without a template, the contents joined by blank lines.
+    pub fn render_prompt(&self, messages: &[Message]) -> Result<String> {
+        match &self.template {
+            Some(t) => {
+                let msgs = serde_json::to_value(messages).map_err(|e| LlmError::Template(e.to_string()))?;
+                t.render(&msgs, true, &self.template_kwargs)
+            }
+            None => Ok(messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n")),
+        }
+    }
+
+    /// Token ids of `text` (special tokens in the text are recognised; no
+    /// BOS is added: chat templates write it themselves).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(text, false).map_err(|e| LlmError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Samples `n` completions of a raw token prompt.
+    pub fn sample_ids(&self, prompt: &[u32], n: usize, opts: &SampleOptions) -> Result<Vec<Sample>> {
+        generate(&self.model, &self.tokenizer, prompt, n, opts)
+    }
+
+    /// Samples `n` replies to a chat.
+    pub fn sample_chat(&self, messages: &[Message], n: usize, opts: &SampleOptions) -> Result<Vec<Sample>> {
+        let prompt = self.encode(&self.render_prompt(messages)?)?;
+        self.sample_ids(&prompt, n, opts)
+    }
+
+    /// The text an env sees: the harmony final channel for gpt-oss, else the reply.
+    pub fn reply_text(&self, sample: &Sample) -> String {
+        if self.is_harmony() && sample.text.contains("<|channel|>") {
+            parse_harmony(&sample.text).final_text.unwrap_or_default()
+        } else {
+            sample.text.clone()
+        }
+    }
+
+    fn options(&self, params: &SamplingParams, seed: u64) -> SampleOptions {
+        SampleOptions {
+            temperature: params.temperature,
+            top_p: params.top_p,
+            top_k: params.top_k,
+            min_p: params.min_p,
+            max_new_tokens: params.max_new_tokens,
+            stop: params.stop.clone(),
+            eos_token_ids: self.eos_token_ids.clone(),
+            seed,
+        }
+    }
+}
+
+impl Policy for LlmPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate(&self, requests: &[Request<'_>], params: &SamplingParams) -> Result<Vec<Vec<Completion>>, PolicyError> {
+        requests
+            .iter()
+            .map(|r| {
+                let samples = self
+                    .sample_chat(&r.observation.messages, params.n, &self.options(params, r.seed))
+                    .map_err(|e| PolicyError::Other(format!("{}: {e}", self.name)))?;
+                Ok(samples
+                    .into_iter()
+                    .map(|s| Completion {
+                        action: Action::text(self.reply_text(&s)),
+                        token_ids: Some(s.token_ids),
+                        logprobs: Some(s.logprobs),
+                    })
+                    .collect())
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,28 @@
+//! The trainer's error type.
+
+/// Training failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error("tensor: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Loading or running the model failed.
+    #[error("model: {0}")]
+    Llm(#[from] policies::llm::LlmError),
+    /// A file could not be read or written.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// JSON (de)serialisation failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Invalid settings.
+    #[error("config: {0}")]
+    Config(String),
+    /// Collecting rollouts failed.
+    #[error("rollout: {0}")]
+    Rollout(String),
+}
+
+/// `Result` with [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
