@@ -352,3 +352,74 @@ impl Env for TimeLimit {
         self.inner.demonstration()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onestep::{OneStepEnv, TaskItem, TaskSource};
+    use crate::rewards::{answer_rubric, Tags};
+
+    struct Echo;
+    impl TaskSource for Echo {
+        fn item(&self, seed: u64) -> Result<TaskItem, EnvError> {
+            Ok(TaskItem {
+                question: format!("say {seed}"),
+                answer: seed.to_string(),
+                demonstration: Tags::default().wrap("", &seed.to_string()),
+                ..TaskItem::default()
+            })
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.register(
+            EnvSpec {
+                id: "echo",
+                version: 1,
+                description: "say the seed",
+                max_steps: 1,
+                options: vec![
+                    OptionSpec { name: "n", kind: OptionKind::Int { min: 1, max: 3 }, default: "2", help: "n" },
+                    OptionSpec { name: "mode", kind: OptionKind::Choice(&["a", "b"]), default: "a", help: "m" },
+                    OptionSpec { name: "flag", kind: OptionKind::Bool, default: "false", help: "f" },
+                ],
+            },
+            |_| {
+                let rubric = Arc::new(answer_rubric(&Tags::default()));
+                Ok(Arc::new(move || {
+                    Box::new(OneStepEnv::new(Arc::new(Echo), rubric.clone(), "sys", "correctness", 0.8)) as Box<dyn Env>
+                }) as EnvMaker)
+            },
+        );
+        r
+    }
+
+    #[test]
+    fn options_get_defaults_and_are_checked() {
+        let r = registry();
+        let o = r.options("echo", &[] as &[&str]).unwrap();
+        assert_eq!((o.int("n"), o.text("mode"), o.bool("flag")), (2, "a", false));
+        let o = r.options("echo", &["n=3", "mode=b", "flag=true"]).unwrap();
+        assert_eq!((o.int("n"), o.text("mode"), o.bool("flag")), (3, "b", true));
+        for bad in ["n=4", "n=x", "mode=c", "flag=2", "zzz=1", "novalue"] {
+            let e = r.options("echo", &[bad]).unwrap_err().to_string();
+            assert!(!e.is_empty() && !e.contains("panick"), "{bad}: {e}");
+        }
+        assert!(r.options("echo", &["zzz=1"]).unwrap_err().to_string().contains("n, mode, flag"));
+        assert!(r.options("nope", &[] as &[&str]).unwrap_err().to_string().contains("echo"));
+    }
+
+    #[test]
+    fn made_envs_pass_the_checker_and_enforce_the_step_limit() {
+        let r = registry();
+        let maker = r.maker("echo", &r.options("echo", &[] as &[&str]).unwrap()).unwrap();
+        crate::check::check_env(&maker, 1).unwrap();
+        let mut env = maker();
+        env.reset(5).unwrap();
+        let d = env.demonstration().unwrap();
+        let s = env.step(&d).unwrap();
+        assert!(s.terminated && s.info.success == Some(true));
+        assert!(matches!(env.step(&d), Err(EnvError::EpisodeOver)));
+    }
+}

@@ -1,6 +1,7 @@
 //! The built-in environments.
 
 pub mod math;
+pub mod strategy;
 pub mod sudoku;
 pub mod twenty48;
 pub mod vision;

@@ -1,12 +1,16 @@
 //! Scripted baselines.
 
+mod expectimax;
 mod oracle;
 mod random;
 mod replay;
+mod solver;
 
+pub use expectimax::{corner_move, depth_for, expectimax_move, Corner, Expectimax, GreedyMerge};
 pub use oracle::Oracle;
 pub use random::RandomPolicy;
 pub use replay::Replay;
+pub use solver::{solve_reply, SudokuSolver};
 
 use envs::Policy;
 
@@ -16,6 +20,10 @@ use crate::PolicyNameError;
 pub const NAMES: &[(&str, &str)] = &[
     ("random", "uniformly random legal action, or a random answer in the expected format"),
     ("oracle", "answers correctly in the expected format (proves the reward ceiling)"),
+    ("expectimax", "2048: depth-limited expectimax search on the bitboard (reaches 2048 in most 4x4 games)"),
+    ("greedy-merge", "2048: the move with the largest merge score, ties broken down > left > right > up"),
+    ("corner", "2048: the first legal move of down, left, right, up"),
+    ("solver", "solves Sudoku itself: the full grid (mode=answer) or the next placement (mode=move)"),
     ("replay:FILE", "replays completions from a JSONL file, keyed by env/seed/sample/step"),
 ];
 
@@ -24,6 +32,10 @@ pub fn make(name: &str) -> Result<Option<Box<dyn Policy>>, PolicyNameError> {
     Ok(Some(match name {
         "random" => Box::new(RandomPolicy),
         "oracle" => Box::new(Oracle),
+        "expectimax" => Box::new(Expectimax::default()),
+        "greedy-merge" => Box::new(GreedyMerge),
+        "corner" => Box::new(Corner),
+        "solver" => Box::new(SudokuSolver),
         _ => {
             if let Some(path) = name.strip_prefix("replay:") {
                 let r = Replay::from_file(std::path::Path::new(path))

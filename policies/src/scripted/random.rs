@@ -54,3 +54,28 @@ impl Policy for RandomPolicy {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn replies_follow_the_answer_space() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let obs = Observation {
+            state: serde_json::json!({"answer_tag": "sol", "answer_space": {"kind": "number", "min": 5, "max": 5}}),
+            ..Observation::default()
+        };
+        assert_eq!(random_reply(&obs, &mut rng), "<sol>5</sol>");
+        let obs = Observation {
+            state: serde_json::json!({"answer_space": {"kind": "grid", "size": 4}}),
+            ..Observation::default()
+        };
+        let r = random_reply(&obs, &mut rng);
+        assert_eq!(r.lines().count(), 4);
+        assert!(r.starts_with("<answer>"));
+        let obs = Observation { legal_actions: vec!["a".into(), "b".into()], ..Observation::default() };
+        assert!(["a", "b"].contains(&random_reply(&obs, &mut rng).as_str()));
+    }
+}

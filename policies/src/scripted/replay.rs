@@ -86,3 +86,35 @@ impl Policy for Replay {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envs::{Observation, RequestKey};
+
+    fn req<'a>(obs: &'a Observation, env: &'a str, seed: u64, sample: usize, step: usize) -> Request<'a> {
+        Request { observation: obs, oracle: None, seed: 0, key: RequestKey { env, seed, sample, step } }
+    }
+
+    #[test]
+    fn env_specific_records_win_over_generic_ones() {
+        let r = Replay::parse(
+            "{\"seed\":1,\"completion\":\"any\"}\n{\"env\":\"math\",\"seed\":1,\"completion\":\"math-only\"}\n",
+        )
+        .unwrap();
+        let obs = Observation::default();
+        let p = SamplingParams::default();
+        let out = r.generate(&[req(&obs, "math", 1, 0, 0), req(&obs, "sudoku", 1, 0, 0)], &p).unwrap();
+        assert_eq!(out[0][0].action.text, "math-only");
+        assert_eq!(out[1][0].action.text, "any");
+        let err = r.generate(&[req(&obs, "math", 2, 0, 0)], &p).unwrap_err().to_string();
+        assert!(err.contains("seed 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = Replay::parse("{\"seed\":1,\"completion\":\"a\"}\n{\"seed\":\"x\"}").err().unwrap();
+        assert!(e.starts_with("line 2"), "{e}");
+        assert!(Replay::parse("").is_err());
+    }
+}

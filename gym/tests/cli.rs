@@ -1,0 +1,148 @@
+//! End-to-end tests of the `gym` binary: bad input gets a clear error that
+//! names what exists, and trajectory files are reproducible byte for byte.
+
+use std::process::Command;
+
+fn gym(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gym")).args(args).output().expect("gym runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn list_shows_envs_options_and_policies() {
+    let (ok, out, _) = gym(&["list"]);
+    assert!(ok);
+    for word in ["2048", "sudoku", "math", "vision-qa", "random", "oracle", "replay:FILE", "--opt"] {
+        assert!(out.contains(word), "`gym list` lacks {word}:\n{out}");
+    }
+}
+
+#[test]
+fn unknown_env_lists_the_valid_ones() {
+    let (ok, _, err) = gym(&["run", "chess", "--episodes", "1"]);
+    assert!(!ok);
+    assert!(err.contains("unknown env `chess`") && err.contains("2048") && err.contains("sudoku"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_policy_lists_the_valid_ones() {
+    let (ok, _, err) = gym(&["run", "math", "--policy", "gpt-7"]);
+    assert!(!ok);
+    assert!(err.contains("gpt-7") && err.contains("random") && err.contains("oracle"), "{err}");
+}
+
+#[test]
+fn unknown_and_out_of_range_options_are_clear_errors() {
+    let (ok, _, err) = gym(&["run", "sudoku", "--opt", "colour=blue"]);
+    assert!(!ok);
+    assert!(err.contains("colour") && err.contains("size"), "{err}");
+    let (ok, _, err) = gym(&["run", "2048", "--opt", "size=99"]);
+    assert!(!ok);
+    assert!(err.contains("size") && err.contains("99"), "{err}");
+    let (ok, _, err) = gym(&["run", "2048", "--opt", "size"]);
+    assert!(!ok);
+    assert!(err.contains("name=value"), "{err}");
+}
+
+#[test]
+fn unreadable_files_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let (ok, _, err) = gym(&["run", "math", "--policy", &format!("replay:{}", missing.display())]);
+    assert!(!ok);
+    assert!(err.contains("missing.jsonl"), "{err}");
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"seed\": 0, \"completion\": \"x\"}\nnot json\n").unwrap();
+    let (ok, _, err) = gym(&["run", "math", "--policy", &format!("replay:{}", bad.display())]);
+    assert!(!ok);
+    assert!(err.contains("bad.jsonl") && err.contains("line 2"), "{err}");
+    let (ok, _, err) = gym(&["show", &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("bad.jsonl") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn trajectory_files_are_identical_for_one_and_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    for env in ["2048", "sudoku", "math", "vision-qa"] {
+        let mut files = Vec::new();
+        for t in ["1", "2"] {
+            let f = dir.path().join(format!("{env}-{t}.jsonl"));
+            let (ok, out, err) = gym(&[
+                "run",
+                env,
+                "--policy",
+                "random",
+                "--episodes",
+                "6",
+                "--seed",
+                "3",
+                "--threads",
+                t,
+                "--out",
+                f.to_str().unwrap(),
+            ]);
+            assert!(ok, "{err}");
+            assert!(out.contains("mean reward") && out.contains("success rate") && out.contains("steps/s"), "{out}");
+            files.push(std::fs::read(&f).unwrap());
+        }
+        assert!(!files[0].is_empty());
+        assert_eq!(files[0], files[1], "{env}: --threads 1 and 2 differ");
+    }
+}
+
+#[test]
+fn replay_and_show_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.jsonl");
+    let (ok, _, err) = gym(&["run", "math", "--policy", "oracle", "--episodes", "3", "--out", f.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let g = dir.path().join("r.jsonl");
+    let replay = format!("replay:{}", f.display());
+    let (ok, _, err) = gym(&["run", "math", "--policy", &replay, "--episodes", "3", "--out", g.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let a = std::fs::read_to_string(&f).unwrap();
+    let b = std::fs::read_to_string(&g).unwrap();
+    // Same completions, same rewards; only the policy name differs.
+    assert_eq!(a.replace("\"policy\":\"oracle\"", "\"policy\":\"replay\""), b);
+    let (ok, out, _) = gym(&["show", f.to_str().unwrap()]);
+    assert!(ok);
+    assert!(out.contains("correctness") && out.contains("success true"), "{out}");
+    // A replay file missing a key is a clear error naming the key.
+    let (ok, _, err) = gym(&["run", "math", "--policy", &replay, "--episodes", "4"]);
+    assert!(!ok);
+    assert!(err.contains("seed 3"), "{err}");
+}
+
+#[test]
+fn empty_and_malformed_replies_are_penalties_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.jsonl");
+    let lines: Vec<String> = ["", "   ", "<answer>", "\u{0}\u{1}garbage", "<answer>999999999999999999999999</answer>"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| serde_json::json!({"seed": i, "completion": c}).to_string())
+        .collect();
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    for env in ["math", "sudoku", "vision-qa"] {
+        let out = dir.path().join(format!("{env}.jsonl"));
+        let (ok, _, err) = gym(&[
+            "run",
+            env,
+            "--policy",
+            &format!("replay:{}", f.display()),
+            "--episodes",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{env}: {err}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        for line in text.lines() {
+            let e: envs::EpisodeRecord = serde_json::from_str(line).unwrap();
+            assert!(!e.success, "{env}: malformed reply counted as success");
+            assert!(e.total_reward < 0.5, "{env}: malformed reply earned {}", e.total_reward);
+        }
+    }
+}
