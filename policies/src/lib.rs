@@ -40,13 +40,13 @@ pub enum PolicyNameError {
 pub fn policy_names() -> Vec<(&'static str, &'static str)> {
     let mut names = scripted::NAMES.to_vec();
     names.extend([
-        ("gpt-oss-20b", "openai/gpt-oss-20b from the Hugging Face cache (local LLM)"),
-        ("qwen3-0.6b", "Qwen/Qwen3-0.6B from the Hugging Face cache (local LLM)"),
-        ("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct from the Hugging Face cache (local LLM)"),
-        ("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct from the Hugging Face cache (local LLM)"),
-        ("PATH", "a local model folder in Hugging Face layout (config.json, tokenizer.json, safetensors)"),
-        ("ORG/NAME", "a Hugging Face repo id already in the local cache (HF_HOME)"),
-        ("openai:MODEL", "MODEL on an OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)"),
+        (
+            "llm:MODEL",
+            "a local LLM (the `llm:` prefix is optional): a preset (gpt-oss-20b, qwen3-0.6b, \
+             qwen2.5-0.5b-instruct, llama-3.2-1b-instruct) or an ORG/NAME repo id from the Hugging Face cache \
+             (HF_HOME), or a model folder in Hugging Face layout",
+        ),
+        ("openai:MODEL", "MODEL on an OpenAI-compatible server (--base-url or OPENAI_BASE_URL; OPENAI_API_KEY)"),
     ]);
     names
 }
@@ -78,13 +78,18 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
         }
         return Ok(Box::new(openai::OpenAiPolicy::new(cfg)));
     }
-    if llm::looks_like_model(name) {
-        let p = llm::LlmPolicy::load(name)
+    let model = name.strip_prefix("llm:").unwrap_or(name);
+    if name.starts_with("llm:") || llm::looks_like_model(model) {
+        let p = llm::LlmPolicy::load(model)
             .map_err(|e| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() })?;
         return Ok(Box::new(p));
     }
     Err(PolicyNameError::Unknown {
         name: name.to_string(),
-        known: policy_names().iter().map(|(n, _)| n.to_string()).collect(),
+        known: policy_names()
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .chain(llm::PRESETS.iter().map(|(n, _)| n.to_string()))
+            .collect(),
     })
 }

@@ -113,4 +113,12 @@ fn names_resolve_or_explain() {
     let e = policies::make_policy("no-such-policy").err().unwrap().to_string();
     assert!(e.contains("random") && e.contains("gpt-oss-20b"), "{e}");
     assert!(policies::make_policy("random").is_ok());
+    let p = policies::make_policy(&format!("llm:{}", fixture("tiny-llama"))).unwrap();
+    assert_eq!(p.name(), fixture("tiny-llama"));
+    // Every listed name without a parameter builds (the conformance suites rely on it).
+    for (name, _) in policies::policy_names() {
+        if !name.contains(':') {
+            assert!(policies::make_policy(name).is_ok(), "{name}");
+        }
+    }
 }

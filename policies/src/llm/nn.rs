@@ -64,6 +64,12 @@ pub trait LinearAdapter: Send + Sync + fmt::Debug {
     fn forward(&self, x: &Tensor, base: &Tensor) -> Result<Tensor>;
 }
 
+/// Up to this many input rows, [`Linear`] computes `(W·xᵀ)ᵀ` (decode steps).
+const SMALL_BATCH: usize = 16;
+
+/// Fewest weight rows per parallel chunk of a small-batch product.
+const MIN_CHUNK_ROWS: usize = 64;
+
 /// A linear layer `y = x·Wᵀ + b` with an optional [`LinearAdapter`].
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -125,20 +131,38 @@ impl Linear {
 
     /// The base output without the adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.t()?;
-        let y = match x.dims().len() {
-            2 => x.matmul(&w)?,
-            _ => {
-                // Flatten leading dims: one gemm instead of a batched one.
-                let dims = x.dims().to_vec();
-                let last = dims[dims.len() - 1];
-                let rows: usize = dims[..dims.len() - 1].iter().product();
-                let y = x.reshape((rows, last))?.matmul(&w)?;
-                let mut out_dims = dims[..dims.len() - 1].to_vec();
-                out_dims.push(self.weight.dim(0)?);
-                y.reshape(out_dims)?
-            }
+        // Flatten leading dims: one gemm instead of a batched one.
+        let dims = x.dims().to_vec();
+        let last = dims[dims.len() - 1];
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = x.reshape((rows, last))?;
+        let y = if rows <= SMALL_BATCH {
+            // Decode steps are matrix-vector products, which the gemm crate
+            // runs on one thread: split W's rows over the thread pool.
+            let xt = x2.t()?.contiguous()?;
+            let out = self.weight.dim(0)?;
+            let chunks = rayon::current_num_threads().min(out / MIN_CHUNK_ROWS).max(1);
+            let yt = if chunks == 1 {
+                self.weight.matmul(&xt)?
+            } else {
+                let per = out.div_ceil(chunks);
+                use rayon::prelude::*;
+                let parts = (0..chunks)
+                    .into_par_iter()
+                    .map(|c| {
+                        let start = c * per;
+                        self.weight.narrow(0, start, per.min(out - start))?.matmul(&xt)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&parts, 0)?
+            };
+            yt.t()?.contiguous()?
+        } else {
+            x2.matmul(&self.weight.t()?)?
         };
+        let mut out_dims = dims[..dims.len() - 1].to_vec();
+        out_dims.push(self.weight.dim(0)?);
+        let y = y.reshape(out_dims)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
