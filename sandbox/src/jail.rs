@@ -21,8 +21,9 @@
 //!    sets `no_new_privs`, installs the **stage-1** seccomp filter (wide
 //!    enough for the interpreter to start, import the allowed modules and
 //!    install stage 2; hostile calls such as `ptrace`, `mount`, `unshare`,
-//!    `bpf`, `io_uring_*`, `keyctl` kill the process) and `execve`s the
-//!    interpreter with an empty environment.
+//!    `bpf`, `io_uring_*`, `keyctl` kill the process) and `execve`s
+//!    `python3 -s -S -B -c RUNNER` with only `PYTHONHASHSEED=0` in the
+//!    environment (deterministic hashing; no site, no user site, no `.pyc`).
 //!
 //! The trusted runner ([`crate::python::RUNNER`]) preloads the allowed
 //! modules, compiles the candidate, installs the **stage-2** filter (only
