@@ -9,7 +9,7 @@
 //! * [`onestep`] turns a source of questions plus a rubric into an env.
 //! * [`policy`] is the interface policies implement.
 //! * [`registry`] holds envs by id with typed options.
-//! * [`rollout`] runs episodes across threads, deterministically.
+//! * [`mod@rollout`] runs episodes across threads, deterministically.
 //! * [`check`] is the env checker every env must pass.
 //! * [`games`] holds the built-in envs.
 //!

@@ -3,8 +3,12 @@
 //! The `gym` command is a thin clap front end over these modules:
 //! * [`run`]: `gym run` — parallel deterministic rollouts with a summary;
 //! * [`show`]: `gym show` — pretty-prints trajectory files;
-//! * [`play`]: `gym play` — play an env in the terminal as a human.
+//! * [`play`]: `gym play` — play an env in the terminal as a human;
+//! * [`serve`]: `gym serve` — an OpenEnv-compatible environment server;
+//! * [`bench`]: `gym bench` — policy and server benchmarks.
 
+pub mod bench;
 pub mod play;
 pub mod run;
+pub mod serve;
 pub mod show;

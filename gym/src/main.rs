@@ -20,6 +20,10 @@ enum Command {
     Play(gym::play::PlayArgs),
     /// Pretty-print a trajectory file with reward breakdowns.
     Show(gym::show::ShowArgs),
+    /// Serve an env over OpenEnv's protocol (WebSocket /ws + HTTP).
+    Serve(gym::serve::ServeArgs),
+    /// Benchmark policies over a suite of envs, or an env server under load.
+    Bench(gym::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +33,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(a) => gym::run::run(a),
         Command::Play(a) => gym::play::play(a),
         Command::Show(a) => gym::show::show(a),
+        Command::Serve(a) => gym::serve::serve(a),
+        Command::Bench(a) => gym::bench::bench(a),
     }
 }

@@ -53,19 +53,21 @@ fn generated_puzzles_are_unique_across_seeds_and_sizes() {
 
 #[test]
 fn difficulty_levels_differ_in_clues_and_effort() {
-    let mean = |d: Difficulty| {
-        let (mut clues, mut guesses) = (0, 0);
+    // (mean clues, puzzles singles solve, mean guesses) over 10 seeds.
+    let rate = |d: Difficulty| {
+        let (mut clues, mut singles, mut guesses) = (0, 0, 0);
         for seed in 0..10 {
             let p = generate(Shape::NINE, d, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
             clues += p.clues();
+            singles += usize::from(Solver::new(&p.puzzle).solve_by_singles().is_some());
             guesses += p.guesses;
         }
-        (clues as f64 / 10.0, guesses as f64 / 10.0)
+        (clues as f64 / 10.0, singles, guesses as f64 / 10.0)
     };
-    let (easy, medium, hard) = (mean(Difficulty::Easy), mean(Difficulty::Medium), mean(Difficulty::Hard));
-    assert_eq!((easy.0, easy.1), (40.0, 0.0));
-    assert_eq!((medium.0, medium.1), (32.0, 0.0));
-    assert!(hard.0 < 28.0 && hard.1 >= 1.0, "{hard:?}");
+    let (easy, medium, hard) = (rate(Difficulty::Easy), rate(Difficulty::Medium), rate(Difficulty::Hard));
+    assert_eq!(easy, (40.0, 10, 0.0));
+    assert_eq!(medium, (32.0, 10, 0.0));
+    assert!(hard.0 < 28.0 && hard.1 == 0, "{hard:?}");
 }
 
 #[test]

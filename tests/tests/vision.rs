@@ -110,7 +110,10 @@ fn count_from_pixels(question: &str, img: &RgbImage) -> usize {
         "shapes" => None,
         _ => panic!("unexpected noun in {question}"),
     };
-    shapes(img).iter().filter(|(c, k)| colour.is_none_or(|w| w == *c) && kind.is_none_or(|w| w == *k)).count()
+    shapes(img)
+        .iter()
+        .filter(|(c, k)| (colour.is_none() || colour == Some(*c)) && (kind.is_none() || kind == Some(*k)))
+        .count()
 }
 
 #[test]

@@ -135,7 +135,7 @@ pub fn spec() -> EnvSpec {
                 name: "difficulty",
                 kind: OptionKind::Choice(&["easy", "medium", "hard"]),
                 default: "medium",
-                help: "easy/medium: singles suffice (40/32 clues on 9x9); hard: ~24 clues and needs search",
+                help: "easy/medium: naked+hidden singles suffice (40/32 clues on 9x9); hard: ~24 clues, singles do not suffice",
             },
             OptionSpec {
                 name: "mode",

@@ -7,8 +7,10 @@
 //!    and the removal kept only if the puzzle stays uniquely solvable
 //!    (otherwise the clue is restored), until the target clue count is
 //!    reached or every cell was tried (a minimal puzzle).
-//! 3. **Rate**: the solver's effort on the final puzzle (guesses with
-//!    `count_solutions(2)`) decides whether it fits the difficulty.
+//! 3. **Rate**: whether naked and hidden singles alone solve the final
+//!    puzzle decides whether it fits the difficulty; the full solver's
+//!    effort (`count_solutions(2)` guesses and backtracks, with locked
+//!    candidates) is recorded with it.
 //!
 //! ## Difficulty
 //!
@@ -16,7 +18,7 @@
 //! |---|---|---|
 //! | `easy` | 10 / 22 / 40 | naked and hidden singles suffice |
 //! | `medium` | 7 / 16 / 32 | naked and hidden singles suffice |
-//! | `hard` | 4 / 10 / 22, or a minimal puzzle if digging stops earlier (9×9 averages ≈ 24) | 9×9 and 6×6: singles do **not** suffice (the solver must guess) |
+//! | `hard` | 4 / 10 / 22, or a minimal puzzle if digging stops earlier (9×9 averages ≈ 24) | 9×9 and 6×6: singles do **not** suffice (needs locked candidates, harder techniques or search) |
 //!
 //! For `easy` and `medium` a removal is kept only if singles alone still
 //! solve the puzzle (which also proves the solution unique), so every such
@@ -27,10 +29,11 @@
 //! it. Up to [`MAX_ATTEMPTS`] puzzles are generated (each from a fresh full
 //! grid) and the first that qualifies is returned; if none does, the
 //! attempt with the most solver guesses is returned. Measured over 200 digs
-//! (release build): 9×9 hard needs guesses in 56 % of digs (≈ 1.8 attempts
-//! on average, fallback probability ≈ 0), 6×6 hard in 6.5 % (≈ 15 attempts,
-//! fallback ≈ 1.4 %); 4×4 puzzles never need guesses, so 4×4 hard is just
-//! the fewest clues. Every puzzle has exactly one solution.
+//! (release build): singles fail on 56 % of 9×9 hard digs (≈ 1.8 attempts
+//! on average, fallback probability ≈ 0) and on 6.5 % of 6×6 hard digs
+//! (≈ 15 attempts, fallback ≈ 1.4 %); singles solve every 4×4 puzzle, so
+//! 4×4 hard is just the fewest clues. Every puzzle has exactly one
+//! solution.
 
 use rand::seq::SliceRandom;
 use rand::RngCore;
@@ -81,21 +84,21 @@ pub struct Target {
     pub clues: usize,
     /// Every removal must keep the puzzle solvable by singles alone.
     pub singles_only: bool,
-    /// The finished puzzle must make the solver guess at least this often.
-    pub min_guesses: u64,
+    /// The finished puzzle must not be solvable by singles alone.
+    pub beyond_singles: bool,
 }
 
 /// The generator's target for a shape and difficulty.
 pub fn target(shape: Shape, difficulty: Difficulty) -> Target {
-    let (easy, medium, hard, hard_guesses) = match shape.size() {
-        4 => (10, 7, 4, 0),
-        6 => (22, 16, 10, 1),
-        _ => (40, 32, 22, 1),
+    let (easy, medium, hard, hard_beyond) = match shape.size() {
+        4 => (10, 7, 4, false),
+        6 => (22, 16, 10, true),
+        _ => (40, 32, 22, true),
     };
     match difficulty {
-        Difficulty::Easy => Target { clues: easy, singles_only: true, min_guesses: 0 },
-        Difficulty::Medium => Target { clues: medium, singles_only: true, min_guesses: 0 },
-        Difficulty::Hard => Target { clues: hard, singles_only: false, min_guesses: hard_guesses },
+        Difficulty::Easy => Target { clues: easy, singles_only: true, beyond_singles: false },
+        Difficulty::Medium => Target { clues: medium, singles_only: true, beyond_singles: false },
+        Difficulty::Hard => Target { clues: hard, singles_only: false, beyond_singles: hard_beyond },
     }
 }
 
@@ -108,6 +111,8 @@ pub struct Puzzle {
     pub solution: Grid,
     /// The level it was generated for.
     pub difficulty: Difficulty,
+    /// Whether naked and hidden singles alone solve the puzzle.
+    pub singles: bool,
     /// Solver guesses for `count_solutions(2)` on the puzzle.
     pub guesses: u64,
     /// Solver backtracks for `count_solutions(2)` on the puzzle.
@@ -171,16 +176,18 @@ pub fn generate(shape: Shape, difficulty: Difficulty, rng: &mut dyn RngCore) -> 
     for attempt in 1..=MAX_ATTEMPTS {
         let solution = full_grid(shape, rng);
         let puzzle = dig(&solution, &t, rng);
-        let rating = Solver::new(&puzzle).count_solutions(2);
+        let solver = Solver::new(&puzzle);
+        let rating = solver.count_solutions(2);
         let p = Puzzle {
             puzzle,
             solution,
             difficulty,
+            singles: solver.solve_by_singles().is_some(),
             guesses: rating.guesses,
             backtracks: rating.backtracks,
             attempts: attempt,
         };
-        if p.guesses >= t.min_guesses {
+        if !t.beyond_singles || !p.singles {
             return p;
         }
         let better = match &best {
@@ -194,7 +201,15 @@ pub fn generate(shape: Shape, difficulty: Difficulty, rng: &mut dyn RngCore) -> 
     // MAX_ATTEMPTS ≥ 1, so `best` is set; the fallback keeps this total.
     best.map(|b| Puzzle { attempts: MAX_ATTEMPTS, ..b }).unwrap_or_else(|| {
         let solution = full_grid(shape, rng);
-        Puzzle { puzzle: solution, solution, difficulty, guesses: 0, backtracks: 0, attempts: MAX_ATTEMPTS }
+        Puzzle {
+            puzzle: solution,
+            solution,
+            difficulty,
+            singles: true,
+            guesses: 0,
+            backtracks: 0,
+            attempts: MAX_ATTEMPTS,
+        }
     })
 }
 
@@ -217,10 +232,14 @@ mod tests {
                     assert!(p.solution.solves(&p.puzzle));
                     assert!(p.clues() >= t.clues);
                     if t.singles_only {
+                        assert!(p.singles);
                         assert_eq!(p.guesses, 0);
                         assert_eq!(p.clues(), t.clues, "{shape:?} {d:?} seed {seed}");
                     }
-                    assert!(p.guesses >= t.min_guesses, "{shape:?} {d:?} seed {seed}");
+                    if t.beyond_singles {
+                        assert!(!p.singles, "{shape:?} {d:?} seed {seed}");
+                        assert!(Solver::new(&p.puzzle).solve_by_singles().is_none());
+                    }
                 }
             }
         }

@@ -178,13 +178,17 @@ impl Grid {
     pub fn cells(&self) -> &[u8] {
         &self.cells[..self.shape.cells()]
     }
-    /// The value at row `r`, column `c` (0-based; `0` = blank).
+    /// The value at row `r`, column `c` (0-based, both `< size`; `0` = blank).
     pub fn get(&self, r: usize, c: usize) -> u8 {
+        debug_assert!(r < self.size() && c < self.size());
         self.cells[r * self.size() + c]
     }
-    /// Sets row `r`, column `c` (0-based) to `v` (`0` clears).
+    /// Sets row `r`, column `c` (0-based, both `< size`) to `v` (`0` clears).
+    /// Callers pass coordinates they validated; the env checks model input
+    /// before calling this.
     pub fn set(&mut self, r: usize, c: usize, v: u8) {
         let n = self.size();
+        debug_assert!(r < n && c < n && v as usize <= n);
         self.cells[r * n + c] = v;
     }
     /// Number of filled cells (clues, for a puzzle).
@@ -322,25 +326,34 @@ impl Grid {
 
     fn check(&self, complete: bool) -> bool {
         let n = self.size();
+        let (br, bc) = (self.shape.box_rows(), self.shape.box_cols());
         let mut rows = [0u16; MAX_SIZE];
         let mut cols = [0u16; MAX_SIZE];
         let mut boxes = [0u16; MAX_SIZE];
-        for (i, &v) in self.cells[..n * n].iter().enumerate() {
-            if v == 0 {
-                if complete {
+        // Box index of each column within a band: no division in the loop.
+        let mut col_box = [0usize; MAX_SIZE];
+        for (c, slot) in col_box.iter_mut().enumerate().take(n) {
+            *slot = c / bc;
+        }
+        let per_band = n / bc;
+        for (r, row) in self.cells[..n * n].chunks_exact(n).enumerate() {
+            let band = (r / br) * per_band;
+            for (c, &v) in row.iter().enumerate() {
+                if v == 0 {
+                    if complete {
+                        return false;
+                    }
+                    continue;
+                }
+                let b = bit(v);
+                let bx = band + col_box[c];
+                if (rows[r] | cols[c] | boxes[bx]) & b != 0 {
                     return false;
                 }
-                continue;
+                rows[r] |= b;
+                cols[c] |= b;
+                boxes[bx] |= b;
             }
-            let (r, c) = (i / n, i % n);
-            let b = bit(v);
-            let bx = self.shape.box_of(r, c);
-            if (rows[r] | cols[c] | boxes[bx]) & b != 0 {
-                return false;
-            }
-            rows[r] |= b;
-            cols[c] |= b;
-            boxes[bx] |= b;
         }
         true
     }

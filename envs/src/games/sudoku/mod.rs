@@ -4,8 +4,8 @@
 //!   rendering and rule checks;
 //! * [`solver`]: a bitmask solver (singles propagation + MRV search) that
 //!   counts solutions up to a limit and reports its effort;
-//! * [`generate`]: seeded unique-solution puzzle generation by difficulty;
-//! * [`env`]: the `sudoku` env (answer and move modes).
+//! * [`mod@generate`]: seeded unique-solution puzzle generation by difficulty;
+//! * [`mod@env`]: the `sudoku` env (answer and move modes).
 
 pub mod env;
 pub mod generate;

@@ -3,7 +3,8 @@
 //! Every cell keeps its candidate digits as a bitmask. Placing a digit
 //! removes it from the cell's peers (same row, column, box). Propagation
 //! applies naked singles (a cell with one candidate) and hidden singles (a
-//! digit with one place left in a row, column or box) until nothing changes;
+//! digit with one place left in a row, column or box) until nothing changes,
+//! then locked candidates (pointing/claiming at box-line intersections);
 //! then search branches on the unsolved cell with the fewest candidates
 //! (MRV). The solver counts solutions up to a limit (limit 2 is the
 //! uniqueness test) and reports its effort: guesses and backtracks.
@@ -25,6 +26,19 @@ struct Layout {
     /// Each cell's peers (cells sharing a unit), `npeers` of them.
     peers: Vec<[u8; 20]>,
     npeers: usize,
+    /// Box/line intersections, for locked candidates.
+    segments: Vec<Segment>,
+}
+
+/// The cells where a box meets a row or column, with the rest of the box
+/// and the rest of the line.
+struct Segment {
+    seg: [u8; 3],
+    nseg: usize,
+    box_rest: [u8; 6],
+    line_rest: [u8; 6],
+    nrest_box: usize,
+    nrest_line: usize,
 }
 
 impl Layout {
@@ -74,7 +88,39 @@ impl Layout {
             npeers = k;
             peers.push(p);
         }
-        Self { shape, cells: n * n, full: shape.full_mask(), units, peers, npeers }
+        let mut segments = Vec::new();
+        for b in 0..n {
+            let box_cells: Vec<usize> = (0..n * n).filter(|&i| shape.box_of(i / n, i % n) == b).collect();
+            for (is_row, line) in (0..n).map(|l| (true, l)).chain((0..n).map(|l| (false, l))) {
+                let on_line = |i: usize| if is_row { i / n == line } else { i % n == line };
+                let seg: Vec<usize> = box_cells.iter().copied().filter(|&i| on_line(i)).collect();
+                if seg.is_empty() {
+                    continue;
+                }
+                let box_rest: Vec<usize> = box_cells.iter().copied().filter(|&i| !on_line(i)).collect();
+                let line_rest: Vec<usize> =
+                    (0..n * n).filter(|&i| on_line(i) && shape.box_of(i / n, i % n) != b).collect();
+                let mut sg = Segment {
+                    seg: [0; 3],
+                    nseg: seg.len(),
+                    box_rest: [0; 6],
+                    line_rest: [0; 6],
+                    nrest_box: box_rest.len(),
+                    nrest_line: line_rest.len(),
+                };
+                for (slot, &c) in sg.seg.iter_mut().zip(&seg) {
+                    *slot = c as u8;
+                }
+                for (slot, &c) in sg.box_rest.iter_mut().zip(&box_rest) {
+                    *slot = c as u8;
+                }
+                for (slot, &c) in sg.line_rest.iter_mut().zip(&line_rest) {
+                    *slot = c as u8;
+                }
+                segments.push(sg);
+            }
+        }
+        Self { shape, cells: n * n, full: shape.full_mask(), units, peers, npeers, segments }
     }
 
     fn get(shape: Shape) -> &'static Layout {
@@ -97,11 +143,42 @@ struct State {
     left: u8,
 }
 
-impl State {
-    /// Places the digit of `b` at `cell` and removes it from the peers.
-    /// `false` on a contradiction (a peer left with no candidate).
+/// Cells that became naked singles and still need placing.
+struct Pending {
+    cells: [u8; MAX_CELLS],
+    len: usize,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Self { cells: [0; MAX_CELLS], len: 0 }
+    }
     #[inline]
-    fn assign(&mut self, lay: &Layout, cell: usize, b: u16) -> bool {
+    fn push(&mut self, cell: usize) {
+        // A cell becomes a single at most once per state, so this never
+        // overflows; the guard keeps it panic-free regardless.
+        if self.len < MAX_CELLS {
+            self.cells[self.len] = cell as u8;
+            self.len += 1;
+        }
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            None
+        } else {
+            self.len -= 1;
+            Some(self.cells[self.len] as usize)
+        }
+    }
+}
+
+impl State {
+    /// Places the digit of `b` at `cell` and removes it from the peers,
+    /// queueing peers left with one candidate. `false` on a contradiction
+    /// (a peer left with no candidate).
+    #[inline]
+    fn assign(&mut self, lay: &Layout, cell: usize, b: u16, pending: &mut Pending) -> bool {
         self.digit[cell] = b.trailing_zeros() as u8 + 1;
         self.cand[cell] = b;
         self.left -= 1;
@@ -114,33 +191,40 @@ impl State {
                     return false;
                 }
                 self.cand[p] = m;
+                if m & (m - 1) == 0 {
+                    pending.push(p);
+                }
             }
         }
         true
     }
 
-    /// Naked and hidden singles until a fixpoint; `false` on a contradiction.
-    fn propagate(&mut self, lay: &Layout) -> bool {
+    /// Naked and hidden singles (and, with `locked`, locked candidates:
+    /// pointing and claiming) until a fixpoint; `false` on a contradiction.
+    fn propagate(&mut self, lay: &Layout, locked: bool) -> bool {
+        let mut pending = Pending::new();
+        for cell in 0..lay.cells {
+            if self.digit[cell] == 0 {
+                let m = self.cand[cell];
+                if m == 0 {
+                    return false;
+                }
+                if m & (m - 1) == 0 {
+                    pending.push(cell);
+                }
+            }
+        }
+        let n = lay.shape.size();
         loop {
-            let mut changed = false;
-            for cell in 0..lay.cells {
-                if self.digit[cell] == 0 {
-                    let m = self.cand[cell];
-                    if m == 0 {
-                        return false;
-                    }
-                    if m & (m - 1) == 0 {
-                        if !self.assign(lay, cell, m) {
-                            return false;
-                        }
-                        changed = true;
-                    }
+            while let Some(cell) = pending.pop() {
+                if self.digit[cell] == 0 && !self.assign(lay, cell, self.cand[cell], &mut pending) {
+                    return false;
                 }
             }
             if self.left == 0 {
                 return true;
             }
-            let n = lay.shape.size();
+            let mut changed = false;
             for unit in &lay.units {
                 let (mut once, mut twice) = (0u16, 0u16);
                 for &c in &unit[..n] {
@@ -160,7 +244,7 @@ impl State {
                     };
                     let c = c as usize;
                     if self.digit[c] == 0 {
-                        if !self.assign(lay, c, b) {
+                        if !self.assign(lay, c, b, &mut pending) {
                             return false;
                         }
                         changed = true;
@@ -168,9 +252,62 @@ impl State {
                 }
             }
             if !changed {
-                return true;
+                if !locked {
+                    return true;
+                }
+                match self.locked_candidates(lay, &mut pending) {
+                    None => return false,
+                    Some(false) => return true,
+                    Some(true) => {}
+                }
             }
         }
+    }
+
+    /// Removes `elim` from the unsolved cells in `cells`; `None` on a
+    /// contradiction, else whether anything changed.
+    #[inline]
+    fn eliminate(&mut self, cells: &[u8], elim: u16, pending: &mut Pending) -> Option<bool> {
+        let mut changed = false;
+        for &c in cells {
+            let c = c as usize;
+            let m = self.cand[c];
+            if self.digit[c] == 0 && m & elim != 0 {
+                let m = m & !elim;
+                if m == 0 {
+                    return None;
+                }
+                self.cand[c] = m;
+                if m & (m - 1) == 0 {
+                    pending.push(c);
+                }
+                changed = true;
+            }
+        }
+        Some(changed)
+    }
+
+    /// One sweep of locked candidates over every box/line intersection: a
+    /// digit confined to the intersection within the box leaves the rest of
+    /// the line (pointing), and vice versa (claiming). `None` on a
+    /// contradiction, else whether any candidate was removed.
+    fn locked_candidates(&mut self, lay: &Layout, pending: &mut Pending) -> Option<bool> {
+        let mut changed = false;
+        for s in &lay.segments {
+            let or = |st: &Self, cells: &[u8]| cells.iter().fold(0u16, |a, &c| a | st.cand[c as usize]);
+            let seg = or(self, &s.seg[..s.nseg]);
+            let box_rest = or(self, &s.box_rest[..s.nrest_box]);
+            let line_rest = or(self, &s.line_rest[..s.nrest_line]);
+            let pointing = seg & !box_rest & line_rest;
+            if pointing != 0 {
+                changed |= self.eliminate(&s.line_rest[..s.nrest_line], pointing, pending)?;
+            }
+            let claiming = seg & !line_rest & box_rest;
+            if claiming != 0 {
+                changed |= self.eliminate(&s.box_rest[..s.nrest_box], claiming, pending)?;
+            }
+        }
+        Some(changed)
     }
 }
 
@@ -207,6 +344,7 @@ impl SolveResult {
 pub struct Solver {
     lay: &'static Layout,
     root: Option<State>,
+    locked: bool,
 }
 
 struct Search<'r> {
@@ -217,11 +355,12 @@ struct Search<'r> {
     guesses: u64,
     backtracks: u64,
     rng: Option<&'r mut dyn RngCore>,
+    locked: bool,
 }
 
 impl Search<'_> {
     fn run(&mut self, mut st: State) {
-        if !st.propagate(self.lay) {
+        if !st.propagate(self.lay, self.locked) {
             self.backtracks += 1;
             return;
         }
@@ -265,7 +404,7 @@ impl Search<'_> {
             }
             self.guesses += 1;
             let mut child = st;
-            if child.assign(self.lay, best, b) {
+            if child.assign(self.lay, best, b, &mut Pending::new()) {
                 self.run(child);
             } else {
                 self.backtracks += 1;
@@ -282,16 +421,25 @@ impl Solver {
         let mut st = State { cand: [0; MAX_CELLS], digit: [0; MAX_CELLS], left: lay.cells as u8 };
         st.cand[..lay.cells].fill(lay.full);
         let mut ok = true;
+        let mut pending = Pending::new();
         for (cell, &v) in puzzle.cells().iter().enumerate() {
             if v != 0 {
                 let b = bit(v);
-                if st.cand[cell] & b == 0 || !st.assign(lay, cell, b) {
+                if st.cand[cell] & b == 0 || !st.assign(lay, cell, b, &mut pending) {
                     ok = false;
                     break;
                 }
             }
         }
-        Self { lay, root: ok.then_some(st) }
+        Self { lay, root: ok.then_some(st), locked: true }
+    }
+
+    /// Whether search also applies locked candidates (pointing and
+    /// claiming) between guesses; on by default. Off, propagation is naked
+    /// and hidden singles only (fewer steps per node, more guesses).
+    pub fn locked_candidates(mut self, on: bool) -> Self {
+        self.locked = on;
+        self
     }
 
     /// Removes `digit` from the candidates of blank cell `(r, c)` (0-based):
@@ -318,7 +466,7 @@ impl Solver {
     /// A puzzle solved this way has exactly one solution.
     pub fn solve_by_singles(&self) -> Option<Grid> {
         let mut st = self.root?;
-        if st.propagate(self.lay) && st.left == 0 {
+        if st.propagate(self.lay, false) && st.left == 0 {
             Grid::from_cells(self.lay.shape, &st.digit[..self.lay.cells])
         } else {
             None
@@ -337,8 +485,16 @@ impl Solver {
     }
 
     fn search(&self, limit: u32, rng: Option<&mut dyn RngCore>) -> SolveResult {
-        let mut s =
-            Search { lay: self.lay, limit: limit.max(1), found: 0, first: None, guesses: 0, backtracks: 0, rng };
+        let mut s = Search {
+            lay: self.lay,
+            limit: limit.max(1),
+            found: 0,
+            first: None,
+            guesses: 0,
+            backtracks: 0,
+            rng,
+            locked: self.locked,
+        };
         if let Some(root) = self.root {
             s.run(root);
         }

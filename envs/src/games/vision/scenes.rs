@@ -172,12 +172,15 @@ pub struct ChartLayout {
 }
 
 impl BarChart {
-    /// 3–6 bars; step one of 2, 5, 10, 20, 50, 100; 4–6 ticks; a unique
-    /// largest bar.
+    /// 3–6 bars; step one of 2, 5, 10, 20, 50, 100; 4–6 ticks (fewer on
+    /// images too small to label them apart); a unique largest bar.
     pub fn random(rng: &mut ChaCha8Rng, size: u32) -> Self {
         let n = rng.gen_range(3..=6);
         let step = *[2i64, 5, 10, 20, 50, 100].choose(rng).unwrap_or(&10);
-        let ticks = rng.gen_range(4..=6);
+        // Tick labels are 7 font pixels tall: keep ticks at least 9 apart.
+        let (scale, top_y, base_y) = Self::vertical(size);
+        let max_ticks = ((base_y - top_y) / (9 * scale)).clamp(1, 6);
+        let ticks = rng.gen_range(max_ticks.min(4)..=max_ticks);
         let unit = Self::unit_of(step);
         let top = step * ticks / unit;
         let mut values: Vec<i64> = Vec::new();
@@ -218,12 +221,17 @@ impl BarChart {
     /// Where everything goes.
     pub fn layout(&self) -> ChartLayout {
         let s = self.size as i64;
-        let scale = (s / 128).max(1);
+        let (scale, top_y, base_y) = Self::vertical(self.size);
         let label_w = font::text_width(&self.y_max().to_string(), scale as u32) as i64;
-        let axis_x = 3 + label_w + 3 * scale + 3 * scale + scale;
-        let top_y = 4 + 7 * scale / 2 + 2;
-        let base_y = s - (7 * scale + 3 * scale + 4);
+        let axis_x = 3 + label_w + 7 * scale;
         ChartLayout { scale, axis_x, base_y, top_y, right_x: s - 4 }
+    }
+
+    /// Font scale, top grid row and baseline row for an image side.
+    fn vertical(size: u32) -> (i64, i64, i64) {
+        let s = size as i64;
+        let scale = (s / 128).max(1);
+        (scale, 4 + 7 * scale / 2 + 2, s - (12 * scale + 4))
     }
 
     /// Pixel height of a bar of value `v`.
@@ -384,4 +392,54 @@ pub fn bar_task(rng: &mut ChaCha8Rng, size: u32) -> SceneTask {
         }
     };
     SceneTask { task: "bar", question, answer, reasoning, space, image: chart.render() }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn shapes_are_in_bounds_and_apart() {
+        for size in [64u32, 100, 256, 1024] {
+            for seed in 0..50 {
+                let scene = ShapeScene::random(&mut ChaCha8Rng::seed_from_u64(seed), size);
+                assert!(!scene.shapes.is_empty() && scene.shapes.len() <= 12);
+                for (i, a) in scene.shapes.iter().enumerate() {
+                    assert!(a.cx - a.r >= 0 && a.cy - a.r >= 0 && a.cx + a.r < size as i64 && a.cy + a.r < size as i64);
+                    for b in &scene.shapes[i + 1..] {
+                        let apart = (a.cx - b.cx).abs() > a.r + b.r + GAP || (a.cy - b.cy).abs() > a.r + b.r + GAP;
+                        assert!(apart, "{a:?} {b:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bar_values_are_readable() {
+        for size in [64u32, 256, 1024] {
+            for seed in 0..100 {
+                let chart = BarChart::random(&mut ChaCha8Rng::seed_from_u64(seed), size);
+                let max = *chart.values.iter().max().unwrap();
+                assert_eq!(chart.values.iter().filter(|&&v| v == max).count(), 1, "unique largest bar");
+                assert!(chart.values.iter().all(|&v| v > 0 && v <= chart.y_max() && v % chart.unit() == 0));
+                let l = chart.layout();
+                assert!(l.top_y - 7 * l.scale / 2 >= 0, "top label inside");
+                assert!((l.base_y - l.top_y) / chart.ticks >= 9 * l.scale, "tick labels apart");
+                assert!(l.base_y + 11 * l.scale <= size as i64, "bar labels inside");
+                let (x0, x1) = chart.bar_columns(chart.values.len() - 1);
+                assert!(x0 < x1 && x1 <= l.right_x);
+            }
+        }
+    }
+
+    #[test]
+    fn render_is_byte_stable() {
+        let mut a = ChaCha8Rng::seed_from_u64(3);
+        let mut b = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(count_task(&mut a, 200).image.to_png(), count_task(&mut b, 200).image.to_png());
+        assert_eq!(bar_task(&mut a, 200).image.to_png(), bar_task(&mut b, 200).image.to_png());
+    }
 }
