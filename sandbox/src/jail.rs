@@ -21,8 +21,9 @@
 //!    sets `no_new_privs`, installs the **stage-1** seccomp filter (wide
 //!    enough for the interpreter to start, import the allowed modules and
 //!    install stage 2; hostile calls such as `ptrace`, `mount`, `unshare`,
-//!    `bpf`, `io_uring_*`, `keyctl` kill the process) and `execve`s the
-//!    interpreter with an empty environment.
+//!    `bpf`, `io_uring_*`, `keyctl` kill the process) and `execve`s
+//!    `python3 -s -S -B -c RUNNER` with only `PYTHONHASHSEED=0` in the
+//!    environment (deterministic hashing; no site, no user site, no `.pyc`).
 //!
 //! The trusted runner ([`crate::python::RUNNER`]) preloads the allowed
 //! modules, compiles the candidate, installs the **stage-2** filter (only
@@ -65,6 +66,8 @@ use crate::{Limits, SandboxError, Session, StartError, Usage, Verdict, VerdictKi
 /// The root directory the child builds inside its own mount namespace
 /// (a tmpfs is mounted over it; the host's directory is never touched).
 const NEW_ROOT: &str = "/tmp";
+/// How stale the host's CPU-time sample of the child may get on the fast path.
+const CPU_SAMPLE: Duration = Duration::from_millis(50);
 /// Longest reply line accepted from the child.
 const MAX_REPLY: usize = 64 * 1024;
 
@@ -731,6 +734,7 @@ pub struct PythonSession {
     limits: Limits,
     started: Instant,
     cpu: Duration,
+    cpu_at: Instant,
     calls: u64,
     reaped: bool,
     dead: Option<Verdict>,
@@ -839,6 +843,7 @@ impl PythonSession {
             limits: limits.clone(),
             started: Instant::now(),
             cpu: Duration::ZERO,
+            cpu_at: Instant::now(),
             calls: 0,
             reaped: false,
             dead: None,
@@ -874,6 +879,13 @@ impl PythonSession {
             }
             Err(v) => Err(v.into()),
         }
+    }
+
+    fn sample_cpu(&mut self) {
+        if let Some(c) = cpu_time(self.pid) {
+            self.cpu = c;
+        }
+        self.cpu_at = Instant::now();
     }
 
     /// The host pid of the jail's init process (for tests and monitoring).
@@ -983,7 +995,14 @@ impl PythonSession {
             return Err(v.clone());
         }
         let t0 = Instant::now();
-        let cpu0 = cpu_time(self.pid).unwrap_or(self.cpu);
+        // CPU time is read from /proc only on the slow path: when the last
+        // sample is older than 50 ms, and on every poll slice of a call that
+        // has not answered yet. A fast call costs three system calls.
+        if self.cpu_at.elapsed() > CPU_SAMPLE {
+            self.sample_cpu();
+        }
+        let cpu0 = self.cpu;
+        let mut first = true;
         let Some(req) = self.req.as_mut() else {
             return Err(self.fail(Verdict::new(VerdictKind::ProtocolError, "request pipe closed")));
         };
@@ -1000,17 +1019,23 @@ impl PythonSession {
         loop {
             if let Some(pos) = self.reply_buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.reply_buf.drain(..=pos).collect();
-                if !self.drain_logs() {
+                if self.cpu_at.elapsed() > CPU_SAMPLE {
+                    self.sample_cpu();
+                }
+                if account_cpu && self.cpu > self.limits.total_cpu {
                     return Err(self.fail(Verdict::new(
-                        VerdictKind::OutputLimit,
-                        format!("printed more than {} bytes", self.limits.output_bytes),
+                        VerdictKind::TimeoutCpu,
+                        format!("used more than {} ms of CPU in the episode", self.limits.total_cpu.as_millis()),
                     )));
                 }
-                self.cpu = cpu_time(self.pid).unwrap_or(self.cpu);
                 return self.parse_reply(&line[..line.len() - 1], loading);
             }
             let now = Instant::now();
-            let cpu = cpu_time(self.pid).unwrap_or(self.cpu);
+            if !first {
+                self.sample_cpu();
+            }
+            first = false;
+            let cpu = self.cpu;
             if account_cpu {
                 let call_cpu = cpu.saturating_sub(cpu0);
                 if cpu > self.limits.total_cpu || (!loading && call_cpu > self.limits.call_cpu) {
