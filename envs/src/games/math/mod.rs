@@ -49,7 +49,7 @@ pub fn spec() -> EnvSpec {
         version: VERSION,
         description: "Math word problems and arithmetic with a numeric answer (generated, GSM8K or JSONL)",
         max_steps: 1,
-        options: vec![
+        options: [
             OptionSpec {
                 name: "source",
                 kind: OptionKind::Choice(&["generated", "gsm8k", "jsonl"]),
@@ -69,19 +69,10 @@ pub fn spec() -> EnvSpec {
                 default: "easy",
                 help: "generated problems: easy (1-2 steps), medium (3-4 steps, decimals), hard (5+ steps, negatives)",
             },
-            OptionSpec {
-                name: "reasoning_tag",
-                kind: OptionKind::Text,
-                default: "think",
-                help: "tag the reasoning goes in: <think>...</think>",
-            },
-            OptionSpec {
-                name: "answer_tag",
-                kind: OptionKind::Text,
-                default: "answer",
-                help: "tag the final answer goes in: <answer>...</answer>",
-            },
-        ],
+        ]
+        .into_iter()
+        .chain(tag_options())
+        .collect(),
     }
 }
 
@@ -127,6 +118,25 @@ fn required_path(opts: &Options) -> Result<std::path::PathBuf, EnvError> {
 }
 
 /// Reads and validates the `reasoning_tag` and `answer_tag` options.
+/// The two tag options every tagged text task offers (`reasoning_tag`,
+/// `answer_tag`), read back by [`tags_from_options`].
+pub(crate) fn tag_options() -> [OptionSpec; 2] {
+    [
+        OptionSpec {
+            name: "reasoning_tag",
+            kind: OptionKind::Text,
+            default: "think",
+            help: "tag the reasoning goes in: <think>...</think>",
+        },
+        OptionSpec {
+            name: "answer_tag",
+            kind: OptionKind::Text,
+            default: "answer",
+            help: "tag the final answer goes in: <answer>...</answer>",
+        },
+    ]
+}
+
 pub(crate) fn tags_from_options(opts: &Options) -> Result<Tags, EnvError> {
     let check = |name: &str| -> Result<String, EnvError> {
         let v = opts.text(name).trim();

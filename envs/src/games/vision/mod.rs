@@ -30,7 +30,7 @@ use serde_json::json;
 
 use crate::env::{Env, EnvError};
 use crate::games::math::reasons::Explained;
-use crate::games::math::{answer_space, tags_from_options};
+use crate::games::math::{answer_space, tag_options, tags_from_options};
 use crate::onestep::{OneStepEnv, TaskItem, TaskSource};
 use crate::registry::{EnvMaker, EnvSpec, OptionKind, OptionSpec, Options, Registry};
 use crate::rewards::{answer_rubric, Tags};
@@ -56,7 +56,7 @@ pub fn spec() -> EnvSpec {
         version: VERSION,
         description: "Questions about an attached image: count coloured shapes, read bar charts (generated or JSONL)",
         max_steps: 1,
-        options: vec![
+        options: [
             OptionSpec {
                 name: "task",
                 kind: OptionKind::Choice(&["count", "bar", "mixed"]),
@@ -81,19 +81,10 @@ pub fn spec() -> EnvSpec {
                 default: "256",
                 help: "side of generated images in pixels",
             },
-            OptionSpec {
-                name: "reasoning_tag",
-                kind: OptionKind::Text,
-                default: "think",
-                help: "tag the reasoning goes in: <think>...</think>",
-            },
-            OptionSpec {
-                name: "answer_tag",
-                kind: OptionKind::Text,
-                default: "answer",
-                help: "tag the final answer goes in: <answer>...</answer>",
-            },
-        ],
+        ]
+        .into_iter()
+        .chain(tag_options())
+        .collect(),
     }
 }
 
