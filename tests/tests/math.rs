@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use envs::check::check_env;
 use envs::games::math::generator::{generate, Difficulty, TEMPLATES};
-use envs::{Action, EnvError, EpisodeRecord, Registry, RegistryError, RolloutConfig};
+use envs::{Action, EnvError, EpisodeRecord, Registry, RegistryError};
 
 fn data(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/math").join(name).display().to_string()
@@ -290,20 +292,7 @@ fn check_env_passes_for_every_source() {
 }
 
 fn run(opts: &[String], policy: &str, episodes: usize, seed: u64) -> Vec<EpisodeRecord> {
-    let reg = Registry::builtin();
-    let o = reg.options("math", opts).unwrap();
-    let m = reg.maker("math", &o).unwrap();
-    let p = policies::make_policy(policy).unwrap();
-    let cfg = RolloutConfig {
-        env_id: "math".into(),
-        options: o.to_map(),
-        episodes,
-        seed,
-        group_size: 1,
-        threads: 2,
-        sampling: Default::default(),
-    };
-    envs::rollout(&m, p.as_ref(), &cfg, &|_| {}).unwrap()
+    common::rollout_env("math", opts, policy, episodes, seed)
 }
 
 #[test]

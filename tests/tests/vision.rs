@@ -7,11 +7,13 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+mod common;
+
 use envs::check::check_env;
 use envs::games::vision::font;
 use envs::games::vision::scenes::{BACKGROUND, COLOURS, GRID, INK};
 use envs::rewards::extract_tag;
-use envs::{Action, EnvError, EpisodeRecord, Registry, RegistryError, RolloutConfig};
+use envs::{Action, EnvError, EpisodeRecord, Registry, RegistryError};
 use image::RgbImage;
 
 fn data(name: &str) -> String {
@@ -351,20 +353,7 @@ fn check_env_passes_for_every_task_and_source() {
 }
 
 fn run(opts: &[String], policy: &str, episodes: usize, seed: u64) -> Vec<EpisodeRecord> {
-    let reg = Registry::builtin();
-    let o = reg.options("vision-qa", opts).unwrap();
-    let m = reg.maker("vision-qa", &o).unwrap();
-    let p = policies::make_policy(policy).unwrap();
-    let cfg = RolloutConfig {
-        env_id: "vision-qa".into(),
-        options: o.to_map(),
-        episodes,
-        seed,
-        group_size: 1,
-        threads: 2,
-        sampling: Default::default(),
-    };
-    envs::rollout(&m, p.as_ref(), &cfg, &|_| {}).unwrap()
+    common::rollout_env("vision-qa", opts, policy, episodes, seed)
 }
 
 #[test]
