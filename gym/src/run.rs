@@ -42,6 +42,13 @@ pub struct RunArgs {
     /// Maximum new tokens per reply (LLM policies).
     #[arg(long)]
     pub max_new_tokens: Option<usize>,
+    /// The API root for `openai:` policies (default: `OPENAI_BASE_URL`).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Where local LLM policies run: `auto` (a CUDA GPU when built with
+    /// `cuda` and one answers, else the CPU), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -71,7 +78,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let reg = Registry::builtin();
     let options = reg.options(&a.env, &a.opts)?;
     let maker = reg.maker(&a.env, &options)?;
-    let policy = policies::make_policy(&a.policy)?;
+    let popts = policies::PolicyOptions { base_url: a.base_url.clone(), device: Some(a.device.clone()) };
+    let policy = policies::make_policy_with(&a.policy, &popts)?;
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {
         sampling.temperature = t;

@@ -56,6 +56,9 @@ pub fn policy_names() -> Vec<(&'static str, &'static str)> {
 pub struct PolicyOptions {
     /// The API root for `openai:` policies (overrides `OPENAI_BASE_URL`).
     pub base_url: Option<String>,
+    /// Where local LLMs run (`cpu`, `cuda`, `cuda:N`, `auto`; default `auto`,
+    /// see [`llm::device`]).
+    pub device: Option<String>,
 }
 
 /// Builds a policy from its command-line name.
@@ -80,8 +83,9 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
     }
     let model = name.strip_prefix("llm:").unwrap_or(name);
     if name.starts_with("llm:") || llm::looks_like_model(model) {
-        let p = llm::LlmPolicy::load(model)
-            .map_err(|e| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() })?;
+        let build = |e: llm::LlmError| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() };
+        let device = llm::parse_device(opts.device.as_deref().unwrap_or("auto")).map_err(build)?;
+        let p = llm::LlmPolicy::load_on(model, &device).map_err(build)?;
         return Ok(Box::new(p));
     }
     Err(PolicyNameError::Unknown {

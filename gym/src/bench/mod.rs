@@ -8,8 +8,11 @@
 //! * `gym bench compare a.json b.json` — two policy reports side by side.
 //! * `gym bench server --url … --sessions 1,16,64,256,1024` — OpenEnv-style
 //!   load test of any OpenEnv server (gym's or Python's).
+//! * `gym bench model --shape qwen2.5-0.5b --what gen|grpo --device cuda` —
+//!   decoder and GRPO-step speed on a random-init model of a real shape.
 
 pub mod chart;
+pub mod model;
 pub mod policy;
 pub mod server;
 pub mod stats;
@@ -33,6 +36,8 @@ pub enum BenchCommand {
     Compare(policy::CompareArgs),
     /// Load-test an OpenEnv server (gym serve or OpenEnv's Python server).
     Server(server::ServerBenchArgs),
+    /// Generation and GRPO-step speed of a random-init model of a real shape.
+    Model(model::ModelBenchArgs),
 }
 
 /// `gym bench`.
@@ -40,6 +45,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     match a.command {
         Some(BenchCommand::Compare(c)) => policy::compare(c),
         Some(BenchCommand::Server(s)) => server::run(s),
+        Some(BenchCommand::Model(m)) => model::run(m),
         None => policy::run(a.policy),
     }
 }

@@ -51,6 +51,9 @@ pub enum LlmError {
     /// The chat template failed to parse or render.
     #[error("chat template: {0}")]
     Template(String),
+    /// The requested device is unknown or unavailable.
+    #[error("{0}")]
+    Device(String),
     /// Reading a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -2,6 +2,7 @@
 //!
 //! * [`files`]: find a model (preset, local folder, or hub repo id in the
 //!   Hugging Face cache, offline).
+//! * [`device`]: `--device cpu|cuda[:N]|auto` and the dtype per device.
 //! * [`config`]: `config.json` for Llama 3, Qwen2/2.5, Qwen3 and gpt-oss.
 //! * [`model`]: gym's own decoder ([`CausalLm`]), built from differentiable
 //!   ops, with an external [`KvCache`] and [`Linear`] layers that accept
@@ -13,6 +14,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod files;
 pub mod model;
@@ -23,6 +25,7 @@ pub mod sampling;
 
 pub use chat::{parse_harmony, ChatTemplate, HarmonyReply};
 pub use config::{Arch, ModelConfig};
+pub use device::{default_device, default_dtype, parse_device};
 pub use error::LlmError;
 pub use files::{looks_like_model, ModelFiles, PRESETS};
 pub use model::{CausalLm, KvCache};

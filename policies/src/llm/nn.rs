@@ -136,7 +136,7 @@ impl Linear {
         let last = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, last))?;
-        let y = if rows <= SMALL_BATCH {
+        let y = if rows <= SMALL_BATCH && self.weight.device().is_cpu() {
             // Decode steps are matrix-vector products, which the gemm crate
             // runs on one thread: split W's rows over the thread pool.
             let xt = x2.t()?.contiguous()?;

@@ -54,10 +54,18 @@ pub struct LlmPolicy {
 }
 
 impl LlmPolicy {
-    /// Loads a model by preset name, local folder or hub repo id, on the CPU in f32.
+    /// Loads a model by preset name, local folder or hub repo id on the
+    /// default device ([`super::device::default_device`]: the first CUDA GPU
+    /// in a `cuda` build when one answers, else the CPU) in its dtype
+    /// (bf16 on GPUs, f32 on CPUs).
     pub fn load(name: &str) -> Result<Self> {
+        Self::load_on(name, &super::device::default_device())
+    }
+
+    /// Loads a model on `device`, in [`super::device::default_dtype`].
+    pub fn load_on(name: &str, device: &Device) -> Result<Self> {
         let files = ModelFiles::resolve(name)?;
-        Self::from_files(name, &files, &Device::Cpu, DType::F32)
+        Self::from_files(name, &files, device, super::device::default_dtype(device))
     }
 
     /// Loads a model from resolved files.

@@ -44,23 +44,31 @@ fn normal(rng: &mut ChaCha8Rng, n: usize, std: f32) -> Vec<f32> {
 }
 
 /// Random weights under Hugging Face names for a dense (Llama/Qwen) config;
-/// norms are 1 and biases 0.
+/// norms are 1 and biases 0. On the CPU the draws come from a ChaCha8
+/// stream (identical on every machine); on a GPU from the device's own
+/// generator seeded with `init.seed`.
 pub fn random_weights(cfg: &ModelConfig, init: RandomInit, device: &Device) -> Result<HashMap<String, Tensor>> {
     if cfg.arch == Arch::GptOss {
         candle_core::bail!("random_weights: gpt-oss is not supported");
     }
     let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
+    if !device.is_cpu() {
+        device.set_seed(init.seed)?;
+    }
     let mut out = HashMap::new();
     let (h, i, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
     let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
     let mut put = |name: String, shape: &[usize], std: Option<f32>, rng: &mut ChaCha8Rng| -> Result<()> {
         let n: usize = shape.iter().product();
-        let data = match std {
-            Some(s) => normal(rng, n, s),
-            None if name.ends_with("bias") => vec![0.0; n],
-            None => vec![1.0; n],
+        let t = match std {
+            // On accelerators draw on the device (curand, seeded below): a
+            // 4B-parameter model in seconds instead of minutes of host RNG.
+            Some(s) if !device.is_cpu() => Tensor::randn(0f32, s, shape, device)?,
+            Some(s) => Tensor::from_vec(normal(rng, n, s), shape, device)?,
+            None if name.ends_with("bias") => Tensor::zeros(shape, DType::F32, device)?,
+            None => Tensor::ones(shape, DType::F32, device)?,
         };
-        out.insert(name, Tensor::from_vec(data, shape, device)?);
+        out.insert(name, t);
         Ok(())
     };
     put("model.embed_tokens.weight".into(), &[cfg.vocab_size, h], Some(init.embed_std), &mut rng)?;
@@ -97,8 +105,13 @@ pub fn random_weights(cfg: &ModelConfig, init: RandomInit, device: &Device) -> R
 impl CausalLm {
     /// A model with random weights (see [`random_weights`]).
     pub fn random(cfg: &ModelConfig, init: RandomInit, device: &Device) -> Result<Self> {
+        Self::random_with_dtype(cfg, init, device, DType::F32)
+    }
+
+    /// A model with random weights stored in `dtype` (e.g. bf16 on GPUs).
+    pub fn random_with_dtype(cfg: &ModelConfig, init: RandomInit, device: &Device, dtype: DType) -> Result<Self> {
         let w = random_weights(cfg, init, device)?;
-        Self::load(cfg, VarBuilder::from_tensors(w, DType::F32, device))
+        Self::load(cfg, VarBuilder::from_tensors(w, dtype, device))
     }
 }
 

@@ -1,0 +1,95 @@
+//! Where models run: `--device cpu | cuda | cuda:N | auto`.
+//!
+//! `auto` (the default) is the first CUDA GPU when gym was built with the
+//! `cuda` feature and a GPU answers, else the CPU. On a GPU the frozen base
+//! weights are bf16 ([`default_dtype`]); LoRA adapters, optimizer state and
+//! log-softmax stay f32 wherever the model runs.
+
+use candle_core::{DType, Device};
+
+use super::error::{LlmError, Result};
+
+/// The device specs [`parse_device`] accepts.
+pub const DEVICE_SPECS: [&str; 4] = ["auto", "cpu", "cuda", "cuda:N"];
+
+/// Whether this build can use NVIDIA GPUs (the `cuda` cargo feature).
+pub fn cuda_compiled() -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// The default device: `cuda:0` when built with `cuda` and a GPU answers,
+/// else the CPU.
+pub fn default_device() -> Device {
+    if cuda_compiled() {
+        if let Ok(d) = Device::new_cuda(0) {
+            return d;
+        }
+    }
+    Device::Cpu
+}
+
+/// Parses a device spec (see [`DEVICE_SPECS`]).
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let spec = spec.trim();
+    let ordinal = match spec {
+        "auto" | "" => return Ok(default_device()),
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" | "gpu" => 0,
+        s => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => {
+                return Err(LlmError::Device(format!(
+                    "unknown device `{spec}`; expected one of {}",
+                    DEVICE_SPECS.join(", ")
+                )))
+            }
+        },
+    };
+    if !cuda_compiled() {
+        return Err(LlmError::Device(format!(
+            "device `{spec}`: this gym was built without the `cuda` feature; build it with \
+             `scripts/build_cuda.sh` (or `cargo build --release -p gym --features cuda`) or use --device cpu"
+        )));
+    }
+    Device::new_cuda(ordinal)
+        .map_err(|e| LlmError::Device(format!("device `{spec}`: cannot open CUDA GPU {ordinal}: {e}")))
+}
+
+/// The dtype for frozen base weights on `device`: bf16 on GPUs, f32 on CPUs.
+pub fn default_dtype(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::BF16
+    }
+}
+
+/// A short name for logs and metrics (`cpu`, `cuda:0`).
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_parses_and_unknown_names_list_the_valid_ones() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        let e = parse_device("tpu").unwrap_err().to_string();
+        assert!(e.contains("unknown device `tpu`") && e.contains("cuda:N"), "{e}");
+        assert_eq!(default_dtype(&Device::Cpu), DType::F32);
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_how_to_build_it() {
+        let e = parse_device("cuda:1").unwrap_err().to_string();
+        assert!(e.contains("without the `cuda` feature") && e.contains("build_cuda.sh"), "{e}");
+        assert!(default_device().is_cpu());
+    }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# GPU benchmarks, gym vs the Python stack, both sides in one run on the same
+# GPU (BENCHMARKS.md "GPU"). Run on the GPU machine from the repo root with
+# dist/gym-cuda (scripts/build_cuda.sh) and, for TRL, its wheels installed
+# (PYTHONPATH). Each line of output is one JSON result; peak GPU memory is
+# also sampled from nvidia-smi (whole device, 50 ms) around each command.
+#
+#   scripts/bench_gpu.sh gen  qwen2.5-0.5b     # generation tokens/s vs transformers
+#   scripts/bench_gpu.sh grpo qwen2.5-0.5b     # GRPO step vs TRL
+#   scripts/bench_gpu.sh toy-cpu               # GRPO step on the CPU, toy config, vs TRL
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+what=${1:?gen|grpo|toy-cpu}
+shape=${2:-qwen2.5-0.5b}
+P=${PROMPT_LEN:-128} N=${NEW_TOKENS:-256} G=${GROUP:-8} R=${LORA_R:-16} MB=${MICRO_BATCH:-0}
+
+# Runs "$@" while sampling used GPU memory; prints the command's JSON line
+# with "nvsmi_peak_mib" added.
+sampled() {
+  local log
+  log=$(mktemp)
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 >"$log" 2>/dev/null &
+  local smi=$!
+  local out
+  out=$("$@" 2>"$log.err")
+  local rc=$?
+  kill "$smi" 2>/dev/null
+  wait "$smi" 2>/dev/null
+  local peak
+  peak=$(sort -n "$log" | tail -1)
+  if [ $rc -ne 0 ]; then
+    echo "{\"error\": \"$1 exited $rc\"}"
+    tail -20 "$log.err" >&2
+    return $rc
+  fi
+  echo "$out" | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['nvsmi_peak_mib']=int('${peak:-0}'); print(json.dumps(d))"
+}
+
+case $what in
+  gen)
+    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G"
+    sampled python3 policies/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G"
+    ;;
+  grpo)
+    sampled dist/gym-cuda bench model --what grpo --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
+      --group "$G" --lora-r "$R" --micro-batch "$MB" --reps 3
+    sampled python3 trainers/benches/trl_grpo.py --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
+      --group "$G" --lora-r "$R" --micro-batch "$MB" --steps 3
+    ;;
+  toy-cpu)
+    out=$(mktemp -d)
+    /usr/bin/time -f '{"side": "gym", "peak_rss_mib": %M}' dist/gym-cuda train toy:count_a --device cpu \
+      --config trainers/configs/toy_l5.toml --max-steps 7 --output-dir "$out" --quiet 2>&1 | tail -1
+    python3 -c "import json,statistics; ls=[json.loads(l) for l in open('$out/metrics.jsonl')]; t=[l['step_time'] for l in ls[1:]]; print(json.dumps({'side':'gym','shape':'toy','device':'cpu','step_seconds':statistics.median(t),'steps':t,'rewards':[l['reward'] for l in ls]}))"
+    python3 trainers/benches/trl_grpo.py --shape toy --device cpu --steps 6
+    ;;
+  *) echo "unknown benchmark $what (gen, grpo, toy-cpu)" >&2; exit 2 ;;
+esac
