@@ -145,7 +145,8 @@ impl Attention {
         // Group queries by kv head: [b, nkv, rep*t, hd] x [b, nkv, hd, s].
         let q = q.reshape((b, nkv, rep * t, hd))?;
         let scores = (q.contiguous()?.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let mut scores = scores.reshape((b, nkv, rep, t, s))?;
+        // Softmax in f32 whatever the weights' dtype (as transformers does).
+        let mut scores = scores.reshape((b, nkv, rep, t, s))?.to_dtype(DType::F32)?;
         if let Some(mask) = self.mask(t, s, offset, x.device())? {
             scores = scores.broadcast_add(&mask)?;
         }
@@ -158,7 +159,7 @@ impl Attention {
             }
             None => softmax_last(&scores)?,
         };
-        let out = probs.reshape((b, nkv, rep * t, s))?.contiguous()?.matmul(&v)?;
+        let out = probs.to_dtype(v.dtype())?.reshape((b, nkv, rep * t, s))?.contiguous()?.matmul(&v)?;
         let out = out.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
         self.o.forward(&out)
     }
