@@ -50,9 +50,17 @@ case $what in
     ;;
   toy-cpu)
     out=$(mktemp -d)
-    /usr/bin/time -f '{"side": "gym", "peak_rss_mib": %M}' dist/gym-cuda train toy:count_a --device cpu \
-      --config trainers/configs/toy_l5.toml --max-steps 7 --output-dir "$out" --quiet 2>&1 | tail -1
-    python3 -c "import json,statistics; ls=[json.loads(l) for l in open('$out/metrics.jsonl')]; t=[l['step_time'] for l in ls[1:]]; print(json.dumps({'side':'gym','shape':'toy','device':'cpu','step_seconds':statistics.median(t),'steps':t,'rewards':[l['reward'] for l in ls]}))"
+    python3 - "$out" <<'PY'
+import json, resource, statistics, subprocess, sys
+out = sys.argv[1]
+subprocess.run(["dist/gym-cuda", "train", "toy:count_a", "--device", "cpu", "--config", "trainers/configs/toy_l5.toml",
+                "--max-steps", "7", "--output-dir", out, "--quiet"], check=True)
+ls = [json.loads(l) for l in open(f"{out}/metrics.jsonl")]
+t = [l["step_time"] for l in ls[1:]]
+print(json.dumps({"side": "gym", "shape": "toy", "device": "cpu", "step_seconds": statistics.median(t), "steps": t,
+                  "rewards": [l["reward"] for l in ls],
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+PY
     python3 trainers/benches/trl_grpo.py --shape toy --device cpu --steps 6
     ;;
   *) echo "unknown benchmark $what (gen, grpo, toy-cpu)" >&2; exit 2 ;;
