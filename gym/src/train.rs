@@ -190,8 +190,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             let mut policy = LlmPolicy::load(&name).with_context(|| format!("cannot load model `{name}`"))?;
             let lora = Lora::attach(policy.model_mut(), &cfg.lora(), envs::policy::derive_seed(cfg.seed, 0x10a))?;
             let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
-            let source = EnvSource::new(&a.target, options.to_map(), maker, policy)
-                .with_max_turn_tokens(cfg.max_turn_tokens);
+            let source =
+                EnvSource::new(&a.target, options.to_map(), maker, policy).with_max_turn_tokens(cfg.max_turn_tokens);
             (trainer, Box::new(source), name)
         };
     std::fs::write(out.join("config.toml"), cfg.to_toml()?)?;
