@@ -314,6 +314,9 @@ mod tests {
         let c = GrpoConfig { num_generations: 3, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("divisible"));
         assert!(GrpoConfig { num_generations: 1, ..Default::default() }.validate().is_err());
+        let c = GrpoConfig { max_turn_tokens: Some(0), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("max_turn_tokens"));
+        assert!(GrpoConfig { max_turn_tokens: Some(8), ..Default::default() }.validate().is_ok());
         let c = GrpoConfig { gradient_accumulation_steps: 2, num_iterations: 2, ..Default::default() };
         assert!(c.needs_old_logprobs());
         assert!(!GrpoConfig::default().needs_old_logprobs());
