@@ -140,3 +140,72 @@ fn bad_settings_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no checkpoint"));
 }
+
+/// Multi-turn training on 2048: episodes of several replies become one
+/// sequence each, env tokens masked; two runs of a seed write the same
+/// metrics.
+#[test]
+fn trains_on_multi_turn_2048_deterministically() {
+    let tmp = tempfile::tempdir().unwrap();
+    // tiny-qwen2 with a longer context: its 360-symbol vocabulary spells 2048's prompt in ~450 tokens, past the
+    // fixture's 256 positions (the model uses RoPE, so any context length is valid).
+    let model = tmp.path().join("tiny-qwen2-long");
+    std::fs::create_dir(&model).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests/fixtures/tiny-qwen2");
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, model.join(f.file_name().unwrap())).unwrap();
+    }
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    let patched = config.replace("\"max_position_embeddings\": 256", "\"max_position_embeddings\": 4096");
+    assert_ne!(config, patched);
+    std::fs::write(model.join("config.json"), patched).unwrap();
+    let run = |out: &Path| {
+        let m = model.to_str().unwrap();
+        let o = out.to_str().unwrap();
+        gym(&[
+            "train",
+            "2048",
+            "--model",
+            m,
+            "--opt",
+            "size=3",
+            "--opt",
+            "invalid_allowance=2",
+            "--max-steps",
+            "2",
+            "--set",
+            "per_device_train_batch_size=4",
+            "--set",
+            "num_generations=2",
+            "--set",
+            "max_completion_length=320",
+            "--set",
+            "max_turn_tokens=6",
+            "--quiet",
+            "--output-dir",
+            o,
+        ]
+        .map(String::from));
+        metric_lines(out)
+    };
+    let (a, b) = (run(&tmp.path().join("a")), run(&tmp.path().join("b")));
+    assert_eq!(a.len(), 2);
+    let timeless = |m: &serde_json::Value| -> serde_json::Map<String, serde_json::Value> {
+        let mut m = m.as_object().unwrap().clone();
+        m.retain(|k, _| !k.contains("time") && !k.contains("per_second"));
+        m
+    };
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(timeless(x), timeless(y), "same seed, same metrics");
+        // The random model's replies are invalid moves: the game ends after two of them. Each reply is cut at
+        // max_turn_tokens, and lengths count policy tokens only (env tokens between the turns do not count).
+        assert_eq!(x["completions/mean_turns"], 2.0, "{x}");
+        assert_eq!(x["completions/mean_length"], 12.0, "{x}");
+        for k in ["reward", "rewards/invalid/mean", "loss", "entropy", "num_tokens"] {
+            assert!(x.get(k).is_some(), "metric {k} missing: {x}");
+        }
+    }
+    // The prompts and both env segments were processed: far more tokens than the 12 generated per completion.
+    assert!(a[0]["num_tokens"].as_f64().unwrap() > 4.0 * 300.0, "{}", a[0]);
+}

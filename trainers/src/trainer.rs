@@ -288,8 +288,10 @@ impl GrpoTrainer {
             m.insert(format!("rewards/{name}/mean"), mean(&v));
             m.insert(format!("rewards/{name}/std"), std_unbiased(&v));
         }
-        let lens: Vec<f64> = seqs.iter().map(|s| s.completion.len() as f64).collect();
-        let term: Vec<f64> = seqs.iter().filter(|s| !s.truncated).map(|s| s.completion.len() as f64).collect();
+        // Lengths count policy tokens (env tokens of multi-turn completions are not generated).
+        let policy_len = |s: &Sequence| s.loss_mask.iter().filter(|m| **m).count() as f64;
+        let lens: Vec<f64> = seqs.iter().map(policy_len).collect();
+        let term: Vec<f64> = seqs.iter().filter(|s| !s.truncated).map(policy_len).collect();
         m.insert("completions/mean_length".into(), mean(&lens));
         m.insert("completions/min_length".into(), lens.iter().copied().fold(f64::INFINITY, f64::min));
         m.insert("completions/max_length".into(), lens.iter().copied().fold(0.0, f64::max));
@@ -300,6 +302,15 @@ impl GrpoTrainer {
             if term.is_empty() { 0.0 } else { term.iter().copied().fold(f64::INFINITY, f64::min) },
         );
         m.insert("completions/max_terminated_length".into(), term.iter().copied().fold(0.0, f64::max));
+        // Policy turns per completion (runs of policy tokens): 1 for one-step envs.
+        let turns: Vec<f64> = seqs
+            .iter()
+            .map(|s| {
+                s.loss_mask.iter().zip(std::iter::once(&false).chain(&s.loss_mask)).filter(|(m, p)| **m && !**p).count()
+                    as f64
+            })
+            .collect();
+        m.insert("completions/mean_turns".into(), mean(&turns));
         let tokens: usize = seqs.iter().map(|s| s.prompt.len() + s.completion.len()).sum();
         self.num_tokens += tokens as f64;
         m.insert("num_tokens".into(), self.num_tokens);

@@ -184,6 +184,9 @@ impl Policy for Timed<'_> {
     fn privileged(&self) -> bool {
         self.inner.privileged()
     }
+    fn ends_episode(&self, key: &envs::policy::RequestKey<'_>) -> bool {
+        self.inner.ends_episode(key)
+    }
 }
 
 /// Runs one policy on one suite env.
