@@ -65,12 +65,21 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
             anyhow::bail!("adapter folder not found: {}", ad.display());
         }
     }
-    let base_name = match (&a.base, &a.adapter) {
-        (Some(b), _) => b.clone(),
-        (None, Some(ad)) => adapter_base(ad)?,
+    let (base_name, from_adapter) = match (&a.base, &a.adapter) {
+        (Some(b), _) => (b.clone(), false),
+        (None, Some(ad)) => (adapter_base(ad)?, true),
         (None, None) => anyhow::bail!("give --base, --adapter, or both"),
     };
-    let base = export::base_dir(&base_name).with_context(|| format!("cannot find base model `{base_name}`"))?;
+    let base = export::base_dir(&base_name).with_context(|| {
+        if from_adapter {
+            format!(
+                "cannot find the adapter's base model `{base_name}` (its base_model_name_or_path; a relative path is \
+                 read from the current directory): pass --base"
+            )
+        } else {
+            format!("cannot find base model `{base_name}`")
+        }
+    })?;
     let written = export::export(&base, a.adapter.as_deref(), &a.out, format, dtype)?;
     eprintln!("wrote {} ({}, base {})", written.display(), format.name(), base.display());
     Ok(())

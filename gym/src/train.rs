@@ -188,7 +188,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             spec.save(cfg.seed, &base_dir)?;
             let model = spec.build(cfg.seed, &Device::Cpu)?;
             let trainer = GrpoTrainer::new(model, cfg.clone())?;
-            (trainer, Box::new(ToySource::new(task)), base_dir.display().to_string())
+            let recorded = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
+            (trainer, Box::new(ToySource::new(task)), recorded.display().to_string())
         } else {
             let reg = Registry::builtin();
             let options = reg.options(&a.target, &a.opts)?;
@@ -198,7 +199,12 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             let lora = Lora::attach(policy.model_mut(), &cfg.lora(), envs::policy::derive_seed(cfg.seed, 0x10a))?;
             let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
             let source = EnvSource::new(&a.target, options.to_map(), maker, policy);
-            (trainer, Box::new(source), name)
+            // A local folder is recorded as an absolute path, so `gym export` finds it from anywhere.
+            let recorded = match std::fs::canonicalize(&name) {
+                Ok(p) if p.is_dir() => p.display().to_string(),
+                _ => name,
+            };
+            (trainer, Box::new(source), recorded)
         };
     std::fs::write(out.join("config.toml"), cfg.to_toml()?)?;
 

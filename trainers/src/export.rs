@@ -307,6 +307,12 @@ pub fn write_hf(m: &Merged, out: &Path, dtype: Option<DType>) -> Result<()> {
     let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into();
     safetensors::serialize_to_file(&tensors, Some(meta), &out.join("model.safetensors"))
         .map_err(|e| TrainError::Config(format!("{}: {e}", out.join("model.safetensors").display())))?;
+    // The safetensors crate writes through a private temporary file (mode 0600); a model is meant to be shared.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out.join("model.safetensors"), std::fs::Permissions::from_mode(0o644))?;
+    }
     let mut cfg = m.config_json.clone();
     if let Some(obj) = cfg.as_object_mut() {
         let mut set = false;
