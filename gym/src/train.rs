@@ -16,6 +16,13 @@
 //! `trainer_state.json`, `config.toml`; written atomically every
 //! `save_steps` and at the end), `adapter/` (the final PEFT adapter) and,
 //! for toy tasks, `base-model/` (the random base the adapter belongs to).
+//! The progress line shows reward, loss, grad norm, entropy, the zero-std
+//! fraction, mean completion length and the `tokens_per_second` metric.
+//!
+//! Afterwards: `gym export --adapter <out>/adapter --out merged/` (merged
+//! Hugging Face weights; `--format gguf-f16|gguf-q8_0` for llama.cpp, see
+//! [`crate::export`]) and `gym plot <out>/metrics.jsonl` (reward and KL
+//! curves to PNG/SVG, see [`crate::plot`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -186,7 +193,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             spec.save(cfg.seed, &base_dir)?;
             let model = spec.build(cfg.seed, &device)?;
             let trainer = GrpoTrainer::new(model, cfg.clone())?;
-            (trainer, Box::new(ToySource::new(task)), base_dir.display().to_string())
+            let recorded = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
+            (trainer, Box::new(ToySource::new(task)), recorded.display().to_string())
         } else {
             let reg = Registry::builtin();
             let options = reg.options(&a.target, &a.opts)?;
@@ -197,7 +205,12 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
             let source =
                 EnvSource::new(&a.target, options.to_map(), maker, policy).with_max_turn_tokens(cfg.max_turn_tokens);
-            (trainer, Box::new(source), name)
+            // A local folder is recorded as an absolute path, so `gym export` finds it from anywhere.
+            let recorded = match std::fs::canonicalize(&name) {
+                Ok(p) if p.is_dir() => p.display().to_string(),
+                _ => name,
+            };
+            (trainer, Box::new(source), recorded)
         };
     std::fs::write(out.join("config.toml"), cfg.to_toml()?)?;
 
@@ -235,8 +248,6 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
         writeln!(metrics, "{}", serde_json::Value::Object(line))?;
         metrics.flush()?;
-        let toks = m.get("completions/mean_length").copied().unwrap_or(0.0) * cfg.generation_batch_size() as f64
-            / m.get("step_time").copied().unwrap_or(1.0).max(1e-9);
         bar.set_message(format!(
             "reward {:.3} ± {:.3}  loss {:+.4}  grad {:.3}  entropy {:.3}  zero-std {:.2}  len {:.1}  {:.0} tok/s",
             m.get("reward").copied().unwrap_or(0.0),
@@ -246,7 +257,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             m.get("entropy").copied().unwrap_or(0.0),
             m.get("frac_reward_zero_std").copied().unwrap_or(0.0),
             m.get("completions/mean_length").copied().unwrap_or(0.0),
-            toks,
+            m.get("tokens_per_second").copied().unwrap_or(0.0),
         ));
         bar.set_position(trainer.step() as u64);
         let last = trainer.step() == cfg.max_steps;

@@ -98,6 +98,8 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
         "learning_rate",
         "grad_norm",
         "loss",
+        "tokens_per_second",
+        "step_time",
     ] {
         assert!(ma[0].get(k).is_some(), "metric {k} missing");
     }
@@ -113,6 +115,35 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
         .collect();
     assert_eq!(ckpts.len(), 2, "save_total_limit keeps two");
     assert!(a.join("base-model/config.json").exists());
+
+    // `gym export` finds the base through the adapter (an absolute path) and merges it.
+    let merged = a.join("merged");
+    gym(&["export", "--adapter", a.join("adapter").to_str().unwrap(), "--out", merged.to_str().unwrap()]
+        .map(String::from));
+    let load = |p: PathBuf| candle_core::safetensors::load(p, &candle_core::Device::Cpu).unwrap();
+    let (base, new) = (load(a.join("base-model/model.safetensors")), load(merged.join("model.safetensors")));
+    assert_eq!(base.len(), new.len());
+    let diff = |k: &String| {
+        let d = (&new[k] - &base[k]).unwrap().abs().unwrap().sum_all().unwrap();
+        d.to_dtype(candle_core::DType::F32).unwrap().to_scalar::<f32>().unwrap()
+    };
+    let changed = base.keys().filter(|k| diff(k) > 0.0);
+    assert!(changed.count() >= 7, "the LoRA projections of the trained adapter are merged");
+    // The toy base has no tokenizer: GGUF export names the missing file.
+    let out = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(["export", "--adapter", a.join("adapter").to_str().unwrap(), "--out"])
+        .arg(a.join("m.gguf"))
+        .args(["--format", "gguf-q8_0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("tokenizer.json"));
+    // `gym plot` draws the run's curves.
+    let svg = a.join("curves.svg");
+    let m = a.join("metrics.jsonl");
+    gym(&["plot", m.to_str().unwrap(), "-o", svg.to_str().unwrap(), "--metrics", "reward,tokens_per_second"]
+        .map(String::from));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("tokens_per_second") && text.contains("<polyline"));
 }
 
 #[test]

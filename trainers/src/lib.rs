@@ -11,6 +11,8 @@
 //! * [`lora`]: LoRA adapters on gym's candle models, PEFT import/export.
 //! * [`optim`]: AdamW, learning-rate schedules, gradient clipping.
 //! * [`checkpoint`]: atomic checkpoints and resume.
+//! * [`export`]: LoRA merged into the base, written as a Hugging Face
+//!   folder or as GGUF (f16, q8_0) for llama.cpp.
 //! * [`config`]: [`GrpoConfig`] with TRL's `GRPOConfig` names (TOML).
 //! * [`trainer`]: [`GrpoTrainer`], the loop, and the [`RolloutSource`]
 //!   trait that feeds it completions and rewards.
@@ -22,6 +24,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod envsource;
 pub mod error;
+pub mod export;
 pub mod grpo;
 pub mod lora;
 pub mod loss;

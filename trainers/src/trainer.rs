@@ -9,6 +9,14 @@
 //! shuffled and split into `steps_per_generation` micro-batches that are
 //! reused `num_iterations` times.
 //!
+//! Throughput metrics (not TRL names): `generation_time` (seconds spent in
+//! the [`RolloutSource`] for the current generation batch),
+//! `generated_tokens_per_second` (its completion tokens / `generation_time`),
+//! `step_time` (wall seconds of the whole optimizer step, generation
+//! included when it happened in this step) and `tokens_per_second`
+//! (completion tokens of the micro-batches trained on in this step /
+//! `step_time`).
+//!
 //! All randomness derives from `(seed, generation index)` and
 //! `(seed, micro-step)`, so a run is reproducible and a resumed run
 //! continues exactly where a checkpoint left it.
@@ -444,12 +452,14 @@ impl GrpoTrainer {
         let mut acc: Vec<Option<Tensor>> = vec![None; self.vars.len()];
         let mut all = MicroStats::default();
         let (mut low_min, mut high_max) = (f64::INFINITY, 0.0f64);
+        let mut step_tokens = 0usize;
         for _ in 0..ga {
             if self.micro.is_multiple_of(self.cfg.generate_every()) || self.buffer.is_empty() {
                 self.fill_buffer(source)?;
             }
             let n_gen: usize = self.buffer.iter().flatten().map(|i| i.mask.iter().filter(|m| **m).count()).sum();
             let chunk = std::mem::take(&mut self.buffer[self.micro % self.cfg.spg()]);
+            step_tokens += chunk.iter().map(|i| i.seq.completion.len()).sum::<usize>();
             let res = self.micro_step(&chunk, n_gen);
             let idx = self.micro % self.cfg.spg();
             self.buffer[idx] = chunk;
@@ -504,6 +514,7 @@ impl GrpoTrainer {
         m.insert("clip_ratio/region_mean".into(), mean(&all.clip_region));
         let dt = t0.elapsed().as_secs_f64();
         m.insert("step_time".into(), dt);
+        m.insert("tokens_per_second".into(), step_tokens as f64 / dt.max(1e-9));
         m.insert("step".into(), self.step as f64);
         Ok(m)
     }
