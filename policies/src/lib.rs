@@ -41,6 +41,11 @@ pub fn policy_names() -> Vec<(&'static str, &'static str)> {
     let mut names = scripted::NAMES.to_vec();
     names.extend([
         (
+            "gym-tiny",
+            "gym's own tiny LLM (0.6 M parameters, bundled, offline) trained with gym alone: SFT on generated \
+             programs, then GRPO on 2048-strategy",
+        ),
+        (
             "llm:MODEL",
             "a local LLM (the `llm:` prefix is optional): a preset (gpt-oss-20b, qwen3-0.6b, \
              qwen2.5-0.5b-instruct, llama-3.2-1b-instruct) or an ORG/NAME repo id from the Hugging Face cache \
@@ -79,7 +84,7 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
         return Ok(Box::new(openai::OpenAiPolicy::new(cfg)));
     }
     let model = name.strip_prefix("llm:").unwrap_or(name);
-    if name.starts_with("llm:") || llm::looks_like_model(model) {
+    if model == llm::tiny::NAME || name.starts_with("llm:") || llm::looks_like_model(model) {
         let p = llm::LlmPolicy::load(model)
             .map_err(|e| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() })?;
         return Ok(Box::new(p));
