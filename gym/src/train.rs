@@ -247,8 +247,8 @@ pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
     let mut trainer = SftTrainer::new(model, varmap, examples, cfg.clone())?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path)
-        .with_context(|| format!("cannot create {}", metrics_path.display()))?;
+    let mut metrics =
+        std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?;
     let bar =
         if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.max_steps as u64) };
     bar.set_style(

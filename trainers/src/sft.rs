@@ -95,8 +95,9 @@ pub fn chat_example(policy: &LlmPolicy, messages: &[Message]) -> std::result::Re
         let before = render(&messages[..i], true)?;
         let upto = render(&messages[..=i], false)?;
         if !full.starts_with(&upto) || !upto.starts_with(&before) {
-            return Err("the chat template does not render conversations prefix by prefix; use prompt/completion data"
-                .into());
+            return Err(
+                "the chat template does not render conversations prefix by prefix; use prompt/completion data".into()
+            );
         }
         spans.push((before.len(), upto.len()));
     }
@@ -252,7 +253,11 @@ impl Default for SftConfig {
 
 /// Rebuilds `model`'s weights `tensors` over a `VarMap`, so that every
 /// weight is trainable (full fine-tuning, training from scratch).
-pub fn trainable_model(cfg: &ModelConfig, tensors: HashMap<String, Tensor>, device: &Device) -> Result<(CausalLm, VarMap)> {
+pub fn trainable_model(
+    cfg: &ModelConfig,
+    tensors: HashMap<String, Tensor>,
+    device: &Device,
+) -> Result<(CausalLm, VarMap)> {
     let vm = VarMap::new();
     {
         let mut data = vm.data().lock().map_err(|_| TrainError::Config("VarMap lock poisoned".into()))?;
@@ -294,12 +299,7 @@ impl SftTrainer {
     /// A trainer over `examples`. For [`SftWeights::Lora`] the adapters are
     /// attached to `model`; for [`SftWeights::Full`] give the `VarMap`
     /// the model was built over ([`trainable_model`]).
-    pub fn new(
-        mut model: CausalLm,
-        varmap: Option<VarMap>,
-        examples: Vec<SftExample>,
-        cfg: SftConfig,
-    ) -> Result<Self> {
+    pub fn new(mut model: CausalLm, varmap: Option<VarMap>, examples: Vec<SftExample>, cfg: SftConfig) -> Result<Self> {
         if examples.is_empty() {
             return Err(TrainError::Config("SFT needs at least one example".into()));
         }
@@ -375,11 +375,7 @@ impl SftTrainer {
 
     /// Loss and (optionally) gradients of `batch`, bucketed by prompt length.
     #[allow(clippy::type_complexity)]
-    fn forward_backward(
-        &self,
-        batch: &[&SftExample],
-        grad: bool,
-    ) -> Result<(f64, f64, usize, Vec<Option<Tensor>>)> {
+    fn forward_backward(&self, batch: &[&SftExample], grad: bool) -> Result<(f64, f64, usize, Vec<Option<Tensor>>)> {
         let n_tokens: usize = batch.iter().map(|e| e.mask.iter().filter(|m| **m).count()).sum();
         let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
         if n_tokens == 0 {
@@ -461,13 +457,8 @@ impl SftTrainer {
             crate::optim::global_norm(&grads)?
         };
         let warmup = (self.cfg.warmup_ratio * self.cfg.max_steps as f64).ceil() as usize;
-        let lr = learning_rate(
-            self.cfg.learning_rate,
-            self.cfg.lr_scheduler_type,
-            self.step,
-            self.cfg.max_steps,
-            warmup,
-        );
+        let lr =
+            learning_rate(self.cfg.learning_rate, self.cfg.lr_scheduler_type, self.step, self.cfg.max_steps, warmup);
         self.opt.step(&grads, lr)?;
         self.step += 1;
         self.num_tokens += batch.iter().map(|e| e.prompt.len() + e.completion.len()).sum::<usize>() as f64;
@@ -593,12 +584,8 @@ mod tests {
         assert!(acc > 0.5, "full: accuracy {acc}");
 
         let model = TinyModelSpec::default().build(3, &Device::Cpu).unwrap();
-        let cfg = SftConfig {
-            learning_rate: 1e-2,
-            max_steps: 40,
-            per_device_train_batch_size: 16,
-            ..SftConfig::default()
-        };
+        let cfg =
+            SftConfig { learning_rate: 1e-2, max_steps: 40, per_device_train_batch_size: 16, ..SftConfig::default() };
         let mut t = SftTrainer::new(model, None, data.clone(), cfg).unwrap();
         let (before, _, _) = t.evaluate(&data).unwrap();
         let m0 = t.train_step().unwrap();
@@ -622,8 +609,8 @@ mod tests {
         assert_eq!(n, 2);
         let full: Vec<u32> = ex.prompt.iter().chain(&ex.completion).copied().collect();
         let ids = Tensor::new(&full[..full.len() - 1], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let logp = candle_nn::ops::log_softmax(&t.model.forward(&ids, None).unwrap().squeeze(0).unwrap(), D::Minus1)
-            .unwrap();
+        let logp =
+            candle_nn::ops::log_softmax(&t.model.forward(&ids, None).unwrap().squeeze(0).unwrap(), D::Minus1).unwrap();
         let pick = |pos: usize| logp.get(pos).unwrap().get(full[pos + 1] as usize).unwrap();
         // Completion tokens 7 and 8 are predicted at positions 3 and 4; EOS is masked.
         let manual = ((pick(3) + pick(4)).unwrap() * -0.5).unwrap();
@@ -664,7 +651,8 @@ mod tests {
         assert_eq!(tok.decode(&ex[0].completion, false).unwrap(), "cd<|end|>");
         // Conversational: the prompt is the rendered user turn, the loss is on the assistant turn.
         assert_eq!(tok.decode(&ex[1].prompt, false).unwrap(), "<|user|>Hi\n<|assistant|>");
-        let learned: Vec<u32> = ex[1].completion.iter().zip(&ex[1].mask).filter(|(_, m)| **m).map(|(t, _)| *t).collect();
+        let learned: Vec<u32> =
+            ex[1].completion.iter().zip(&ex[1].mask).filter(|(_, m)| **m).map(|(t, _)| *t).collect();
         assert_eq!(tok.decode(&learned, false).unwrap(), "yo<|end|>");
 
         let bad = dir.path().join("bad.jsonl");
