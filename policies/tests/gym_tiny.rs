@@ -38,3 +38,23 @@ fn gym_tiny_beats_an_untrained_model_of_its_shape_on_held_out_seeds() {
     assert!(r < -3.0, "untrained model scored {r}");
     assert!(t > 0.5 && t > r + 4.0, "gym-tiny {t} vs untrained {r}");
 }
+
+#[test]
+fn tokenizer_has_one_token_per_program_fragment_and_round_trips() {
+    use envs::games::strategy::programs::{program_2048, FRAGMENTS};
+    let p = tiny::random(0).unwrap();
+    let tok = p.tokenizer();
+    for f in FRAGMENTS {
+        let ids = tok.encode(*f, false).unwrap().get_ids().to_vec();
+        assert_eq!(ids.len(), 1, "fragment {f:?} is {} tokens", ids.len());
+    }
+    for seed in 0..20 {
+        let text = program_2048(seed);
+        let ids = tok.encode(text.as_str(), false).unwrap().get_ids().to_vec();
+        assert!(ids.len() < 120, "seed {seed}: {} tokens", ids.len());
+        assert_eq!(tok.decode(&ids, false).unwrap(), text);
+    }
+    // The chat template keeps the first sentence of the user turn.
+    let msgs = [envs::Message::system("rules"), envs::Message::user("Write a 2048 strategy for a 4x4 board. More.")];
+    assert_eq!(p.render_prompt(&msgs).unwrap(), "<|user|>Write a 2048 strategy for a 4x4 board\n<|assistant|>");
+}
