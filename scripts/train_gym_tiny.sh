@@ -19,6 +19,8 @@ INSTALL=${INSTALL:-1}
 SFT_EXAMPLES=${SFT_EXAMPLES:-2000}
 SFT_STEPS=${SFT_STEPS:-300}
 GRPO_STEPS=${GRPO_STEPS:-40}
+GRPO_LR=${GRPO_LR:-2e-3}
+SKIP_SFT=${SKIP_SFT:-0}   # 1 = reuse $OUT/sft and $OUT/eval-sft.json from an earlier run
 EVAL_SEED=${EVAL_SEED:-100000}
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 SEED=${SEED:-1}
@@ -30,17 +32,22 @@ mkdir -p "$OUT"
 now() { date +%s.%N; }
 
 t0=$(now)
+if [ "$SKIP_SFT" != 1 ]; then
 "$GYM" train --sft programs:2048-strategy --model policies/assets/gym-tiny --from-scratch \
   --sft-examples "$SFT_EXAMPLES" --max-steps "$SFT_STEPS" --per-device-train-batch-size 16 \
   --learning-rate 2e-3 --seed "$SEED" --output-dir "$OUT/sft" --quiet
 t1=$(now)
 "$GYM" run 2048-strategy --policy "$OUT/sft/model" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" \
   --threads 1 --json > "$OUT/eval-sft.json"
+else
+t1=$t0
+fi
 t2=$(now)
 "$GYM" train 2048-strategy --model "$OUT/sft/model" --opt games=2 --max-steps "$GRPO_STEPS" \
   --num-generations 8 --per-device-train-batch-size 8 --set gradient_accumulation_steps=2 \
-  --max-completion-length 160 --learning-rate 5e-4 --temperature 1.0 --beta 0 --seed "$SEED" \
-  --set lora_r=16 --set lora_alpha=32 --set save_steps=0 --save-merged --output-dir "$OUT/grpo" --quiet
+  --max-completion-length 160 --learning-rate "$GRPO_LR" --set lr_scheduler_type=constant_with_warmup \
+  --set warmup_steps=2 --temperature 1.0 --beta 0 --seed "$SEED" --set lora_r=16 \
+  --set lora_alpha=32 --set save_steps=0 --save-merged --output-dir "$OUT/grpo" --quiet
 t3=$(now)
 "$GYM" run 2048-strategy --policy "$OUT/grpo/model" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" \
   --threads 1 --json > "$OUT/eval-grpo.json"
@@ -56,7 +63,11 @@ print(f"GRPO wall {t[3]-t[2]:.0f} s   eval {t[4]-t[3]:.0f} s")
 print(f"held-out mean reward: SFT {sft['mean_reward']:.3f}  GRPO {grpo['mean_reward']:.3f}")
 print(f"held-out success rate: SFT {sft['success_rate']:.3f}  GRPO {grpo['success_rate']:.3f}")
 PY
+python3 scripts/gym_tiny_curves.py "$OUT" | tee -a "$OUT/summary.txt"
 if [ "$INSTALL" = 1 ]; then
-  cp "$OUT/grpo/model/model.safetensors" policies/assets/gym-tiny/model.safetensors
-  echo "installed $OUT/grpo/model/model.safetensors as gym-tiny"
+  # Ship the GRPO model unless it scored below its SFT start on the held-out seeds.
+  best=$(python3 -c "import json,sys; r=lambda n: json.load(open(f'$OUT/eval-{n}.json'))['summary']['mean_reward']; \
+print('grpo' if r('grpo') >= r('sft') else 'sft')")
+  cp "$OUT/$best/model/model.safetensors" policies/assets/gym-tiny/model.safetensors
+  echo "installed $OUT/$best/model/model.safetensors as gym-tiny"
 fi

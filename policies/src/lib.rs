@@ -42,8 +42,8 @@ pub fn policy_names() -> Vec<(&'static str, &'static str)> {
     names.extend([
         (
             "gym-tiny",
-            "gym's own tiny LLM (0.6 M parameters, bundled, offline) trained with gym alone: SFT on generated \
-             programs, then GRPO on 2048-strategy",
+            "gym's own tiny LLM (0.6 M parameters, bundled, offline) trained from scratch with gym alone on \
+             generated 2048-strategy programs (scripts/train_gym_tiny.sh)",
         ),
         (
             "llm:MODEL",

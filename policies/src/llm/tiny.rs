@@ -5,7 +5,9 @@
 //! tied embeddings, ≈ 0.6 M parameters, f32) trained from scratch with gym
 //! alone by `scripts/train_gym_tiny.sh`: SFT on procedurally generated Rhai
 //! 2048 programs (`envs::games::strategy::programs`), then GRPO on
-//! `2048-strategy`. Its files live in `policies/assets/gym-tiny/` in
+//! `2048-strategy`; the script installs the GRPO model only if it beats its
+//! SFT start on held-out seeds (in the committed run it did not, so the
+//! bundled weights are the SFT model — see BENCHMARKS.md). Its files live in `policies/assets/gym-tiny/` in
 //! Hugging Face layout, so the folder also loads as `--policy
 //! policies/assets/gym-tiny` and trains as `--model`.
 //!
