@@ -17,6 +17,8 @@
 //! * [`trainer`]: [`GrpoTrainer`], the loop, and the [`RolloutSource`]
 //!   trait that feeds it completions and rewards.
 //! * [`envsource`]: [`envsource::EnvSource`], rewards from registered envs.
+//! * [`sft`]: supervised fine-tuning (completion-only cross-entropy) on
+//!   LoRA adapters or all weights, from TRL-format JSONL or env data.
 //! * [`toy`]: the toy learning setups (tiny random Qwen2, char tokenizer,
 //!   `count_a`, `echo`) that prove the trainer learns.
 
@@ -30,6 +32,7 @@ pub mod lora;
 pub mod loss;
 pub mod optim;
 pub mod score;
+pub mod sft;
 pub mod toy;
 pub mod trainer;
 
