@@ -20,7 +20,7 @@
 //!   message (`Write a 2048 strategy for a 4x4 board`) and drops system
 //!   messages; a reply is `<|assistant|>…<|end|>`.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use candle_nn::VarBuilder;
 
 use super::chat::ChatTemplate;
