@@ -7,8 +7,10 @@
 //! * [`serve`]: `gym serve` — an OpenEnv-compatible environment server;
 //! * [`bench`]: `gym bench` — policy and server benchmarks.
 //! * [`train`]: `gym train` — GRPO with LoRA on an env's rewards.
+//! * [`chat`]: `gym chat` — talk to a model (a quick check that it loads and answers).
 
 pub mod bench;
+pub mod chat;
 pub mod play;
 pub mod run;
 pub mod serve;

@@ -30,6 +30,8 @@ enum Command {
     Bench(gym::bench::BenchArgs),
     /// Fine-tune a model with GRPO + LoRA on an env's rewards.
     Train(gym::train::TrainArgs),
+    /// Chat with a model in the terminal (stdin lines in, replies out).
+    Chat(gym::chat::ChatArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(a) => gym::serve::serve(a),
         Command::Bench(a) => gym::bench::bench(a),
         Command::Train(a) => gym::train::train(a),
+        Command::Chat(a) => gym::chat::chat(a),
     }
 }

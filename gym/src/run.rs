@@ -12,9 +12,12 @@ use envs::{Registry, RolloutConfig, SamplingParams, Summary};
 pub struct RunArgs {
     /// The env id (see `gym list`).
     pub env: String,
-    /// The policy: a scripted baseline name or `replay:FILE` (see `gym list`).
+    /// The policy: a scripted baseline, `replay:FILE`, a local model or `openai:MODEL` (see `gym list`).
     #[arg(long, default_value = "random")]
     pub policy: String,
+    /// API root for `openai:` policies, e.g. `http://127.0.0.1:8080/v1` (default: OPENAI_BASE_URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
     /// Number of episodes.
     #[arg(long, default_value_t = 10)]
     pub episodes: usize,
@@ -71,7 +74,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let reg = Registry::builtin();
     let options = reg.options(&a.env, &a.opts)?;
     let maker = reg.maker(&a.env, &options)?;
-    let policy = policies::make_policy(&a.policy)?;
+    let policy = policies::make_policy_with(&a.policy, &policies::PolicyOptions { base_url: a.base_url.clone() })?;
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {
         sampling.temperature = t;
