@@ -92,8 +92,9 @@ impl Server {
         let model = repo_root().join("policies/tests/fixtures/tiny-qwen2.gguf");
         let child = Command::new(bin)
             .args(["-m", &model.display().to_string(), "--host", "127.0.0.1", "--port", &port.to_string()])
-            // Two slots of 4096 tokens: the 2048 prompt is ~1k tokens in the tiny byte-level vocabulary.
-            .args(["-c", "8192", "-np", "2", "--jinja", "-t", "1"])
+            // Two slots of 4096 tokens: the 2048 prompt is ~1k tokens in the tiny byte-level vocabulary,
+            // more than the fixture's 256 training positions, which would otherwise cap each slot.
+            .args(["-c", "8192", "-np", "2", "--jinja", "-t", "1", "--override-kv", "qwen2.context_length=int:4096"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
