@@ -4,6 +4,9 @@
 //! backward op and silently cut the gradient graph; everything here uses
 //! elementwise ops, reductions and matmuls that have backward rules, so the
 //! same forward serves sampling and training.
+//! The one exception is [`Linear::forward_sampling`]: on the KV-cached
+//! sampling path, small CPU f32 products without gradient tracking use a
+//! fast matrix-vector kernel that records no backward op.
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,12 +134,29 @@ impl Linear {
 
     /// The base output without the adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        self.base(x, false)
+    }
+
+    /// The output on the sampling path (KV-cached decoding, where no
+    /// gradient is taken): like [`Module::forward`], but a few input rows on
+    /// the CPU in f32 use a fast matrix-vector kernel when no operand takes
+    /// part in a gradient graph. Results differ from `forward` only by
+    /// float rounding.
+    pub fn forward_sampling(&self, x: &Tensor) -> Result<Tensor> {
+        let base = self.base(x, true)?;
+        match &self.adapter {
+            Some(a) => a.forward(x, &base),
+            None => Ok(base),
+        }
+    }
+
+    fn base(&self, x: &Tensor, sampling: bool) -> Result<Tensor> {
         // Flatten leading dims: one gemm instead of a batched one.
         let dims = x.dims().to_vec();
         let last = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, last))?;
-        let y = if rows <= SMALL_BATCH && SmallMatmul::applies(&x2, &self.weight) {
+        let y = if sampling && rows <= SMALL_BATCH && SmallMatmul::applies(&x2, &self.weight) {
             // Sampling fast path: nothing here needs a gradient.
             x2.contiguous()?.apply_op2_no_bwd(&self.weight, &SmallMatmul)?
         } else if rows <= SMALL_BATCH {
@@ -554,14 +574,18 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (70, 24), &dev).unwrap();
         let x = Tensor::randn(0f32, 1.0, (3, 24), &dev).unwrap();
         let lin = Linear::new(w.clone(), None, "l", LinearKind::Q);
-        let fast = lin.forward(&x).unwrap();
+        let fast = lin.forward_sampling(&x).unwrap();
         let slow = x.matmul(&w.t().unwrap()).unwrap();
+        assert_eq!(
+            lin.forward(&x).unwrap().to_vec2::<f32>().unwrap(),
+            lin.forward_base(&x).unwrap().to_vec2::<f32>().unwrap()
+        );
         let diff = (fast - &slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
         // With a variable input the layer stays differentiable.
         let v = candle_core::Var::from_tensor(&x).unwrap();
         assert!(!SmallMatmul::applies(v.as_tensor(), &w));
-        let y = lin.forward(v.as_tensor()).unwrap();
+        let y = lin.forward_sampling(v.as_tensor()).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
         assert!(grads.get(v.as_tensor()).is_some(), "the gradient reaches the input");
     }
