@@ -9,8 +9,10 @@
 //! * [`train`]: `gym train` — GRPO with LoRA on an env's rewards.
 //! * [`export`]: `gym export` — merged HF weights and GGUF (f16, q8_0).
 //! * [`plot`]: `gym plot` — training curves to PNG/SVG.
+//! * [`chat`]: `gym chat` — talk to a model (a quick check that it loads and answers).
 
 pub mod bench;
+pub mod chat;
 pub mod export;
 pub mod play;
 pub mod plot;

@@ -34,6 +34,8 @@ enum Command {
     Export(gym::export::ExportArgs),
     /// Draw training curves (reward, KL, …) from a metrics.jsonl to PNG or SVG.
     Plot(gym::plot::PlotArgs),
+    /// Chat with a model in the terminal (stdin lines in, replies out).
+    Chat(gym::chat::ChatArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => gym::train::train(a),
         Command::Export(a) => gym::export::export(a),
         Command::Plot(a) => gym::plot::plot(a),
+        Command::Chat(a) => gym::chat::chat(a),
     }
 }

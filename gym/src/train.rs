@@ -304,40 +304,41 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let device = policies::llm::parse_device(&a.device)?;
-    let (mut trainer, mut source, base_name): (GrpoTrainer, Box<dyn RolloutSource>, String) =
-        if let Some(task) = a.target.strip_prefix("toy:") {
-            let task = match task {
-                "count_a" => ToyTask::CountA,
-                "echo" => ToyTask::Echo,
-                other => bail!("unknown toy task `{other}` (toy:count_a, toy:echo)"),
-            };
-            if a.model.as_deref().is_some_and(|m| m != "tiny") {
-                bail!("toy tasks train their own random model (--model tiny)");
-            }
-            let spec = TinyModelSpec::default();
-            let base_dir = out.join("base-model");
-            spec.save(cfg.seed, &base_dir)?;
-            let model = spec.build(cfg.seed, &device)?;
-            let trainer = GrpoTrainer::new(model, cfg.clone())?;
-            let recorded = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
-            (trainer, Box::new(ToySource::new(task)), recorded.display().to_string())
-        } else {
-            let reg = Registry::builtin();
-            let options = reg.options(&a.target, &a.opts)?;
-            let maker = reg.maker(&a.target, &options)?;
-            let name = a.model.clone().context("--model is required for env training (a local HF model)")?;
-            let mut policy = LlmPolicy::load_on(&name, &device).with_context(|| format!("cannot load model `{name}`"))?;
-            let lora = Lora::attach(policy.model_mut(), &cfg.lora(), envs::policy::derive_seed(cfg.seed, 0x10a))?;
-            let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
-            let source =
-                EnvSource::new(&a.target, options.to_map(), maker, policy).with_max_turn_tokens(cfg.max_turn_tokens);
-            // A local folder is recorded as an absolute path, so `gym export` finds it from anywhere.
-            let recorded = match std::fs::canonicalize(&name) {
-                Ok(p) if p.is_dir() => p.display().to_string(),
-                _ => name,
-            };
-            (trainer, Box::new(source), recorded)
+    let (mut trainer, mut source, base_name): (GrpoTrainer, Box<dyn RolloutSource>, String) = if let Some(task) =
+        a.target.strip_prefix("toy:")
+    {
+        let task = match task {
+            "count_a" => ToyTask::CountA,
+            "echo" => ToyTask::Echo,
+            other => bail!("unknown toy task `{other}` (toy:count_a, toy:echo)"),
         };
+        if a.model.as_deref().is_some_and(|m| m != "tiny") {
+            bail!("toy tasks train their own random model (--model tiny)");
+        }
+        let spec = TinyModelSpec::default();
+        let base_dir = out.join("base-model");
+        spec.save(cfg.seed, &base_dir)?;
+        let model = spec.build(cfg.seed, &device)?;
+        let trainer = GrpoTrainer::new(model, cfg.clone())?;
+        let recorded = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
+        (trainer, Box::new(ToySource::new(task)), recorded.display().to_string())
+    } else {
+        let reg = Registry::builtin();
+        let options = reg.options(&a.target, &a.opts)?;
+        let maker = reg.maker(&a.target, &options)?;
+        let name = a.model.clone().context("--model is required for env training (a local HF model)")?;
+        let mut policy = LlmPolicy::load_on(&name, &device).with_context(|| format!("cannot load model `{name}`"))?;
+        let lora = Lora::attach(policy.model_mut(), &cfg.lora(), envs::policy::derive_seed(cfg.seed, 0x10a))?;
+        let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
+        let source =
+            EnvSource::new(&a.target, options.to_map(), maker, policy).with_max_turn_tokens(cfg.max_turn_tokens);
+        // A local folder is recorded as an absolute path, so `gym export` finds it from anywhere.
+        let recorded = match std::fs::canonicalize(&name) {
+            Ok(p) if p.is_dir() => p.display().to_string(),
+            _ => name,
+        };
+        (trainer, Box::new(source), recorded)
+    };
     std::fs::write(out.join("config.toml"), cfg.to_toml()?)?;
 
     let metrics_path = out.join("metrics.jsonl");
