@@ -129,6 +129,12 @@ pub struct TrainArgs {
     /// bf16 on GPUs (f32 on CPUs); adapters and optimizer state are f32.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Rollout worker threads for env training (0 = one per core). Results
+    /// do not depend on it (seeded per episode); more threads help when the
+    /// env's reward is expensive (e.g. playing strategy games) and the model
+    /// is small.
+    #[arg(long, default_value_t = 1)]
+    pub rollout_threads: usize,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -330,8 +336,9 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         let mut policy = LlmPolicy::load_on(&name, &device).with_context(|| format!("cannot load model `{name}`"))?;
         let lora = Lora::attach(policy.model_mut(), &cfg.lora(), envs::policy::derive_seed(cfg.seed, 0x10a))?;
         let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
-        let source =
-            EnvSource::new(&a.target, options.to_map(), maker, policy).with_max_turn_tokens(cfg.max_turn_tokens);
+        let source = EnvSource::new(&a.target, options.to_map(), maker, policy)
+            .with_max_turn_tokens(cfg.max_turn_tokens)
+            .with_threads(a.rollout_threads);
         // A local folder is recorded as an absolute path, so `gym export` finds it from anywhere.
         let recorded = match std::fs::canonicalize(&name) {
             Ok(p) if p.is_dir() => p.display().to_string(),
