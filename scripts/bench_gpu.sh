@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 what=${1:?gen|grpo|toy-cpu}
 shape=${2:-qwen2.5-0.5b}
-P=${PROMPT_LEN:-128} N=${NEW_TOKENS:-256} G=${GROUP:-8} R=${LORA_R:-16} MB=${MICRO_BATCH:-0}
+P=${PROMPT_LEN:-128} N=${NEW_TOKENS:-256} G=${GROUP:-8} R=${LORA_R:-16} MB=${MICRO_BATCH:-0} REPS=${REPS:-3}
 
 # Runs "$@" while sampling used GPU memory; prints the command's JSON line
 # with "nvsmi_peak_mib" added.
@@ -39,14 +39,14 @@ sampled() {
 
 case $what in
   gen)
-    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G"
-    sampled python3 policies/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G"
+    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
+    sampled python3 policies/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
     ;;
   grpo)
     sampled dist/gym-cuda bench model --what grpo --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
-      --group "$G" --lora-r "$R" --micro-batch "$MB" --reps 3
+      --group "$G" --lora-r "$R" --micro-batch "$MB" --reps "$REPS"
     sampled python3 trainers/benches/trl_grpo.py --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
-      --group "$G" --lora-r "$R" --micro-batch "$MB" --steps 3
+      --group "$G" --lora-r "$R" --micro-batch "$MB" --steps "$REPS"
     ;;
   toy-cpu)
     out=$(mktemp -d)

@@ -107,6 +107,17 @@ pub trait Policy: Send + Sync {
     fn privileged(&self) -> bool {
         false
     }
+
+    /// Whether the policy ends the episode of `key` instead of acting on
+    /// the request it was just given (e.g. a trainer's token budget for
+    /// the episode is spent). Asked by the rollout after [`Policy::generate`]
+    /// for every request; the completion returned for such a request is
+    /// ignored, the env is not stepped, and the episode ends with its last
+    /// step marked truncated (as a step limit would). Default: never.
+    fn ends_episode(&self, key: &RequestKey<'_>) -> bool {
+        let _ = key;
+        false
+    }
 }
 
 /// Derives a child seed from a parent seed and a stream index (SplitMix64),

@@ -7,6 +7,10 @@
 //! from `(env seed, i, t)`. Groups are handed to worker threads in any
 //! order but stored by index, so the trajectories are bit-identical
 //! whatever the thread count.
+//!
+//! A policy may end an episode early ([`Policy::ends_episode`], e.g. when
+//! a trainer's token budget for it is spent): the episode then stops
+//! before the env is stepped again and its last step is marked truncated.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -232,6 +236,13 @@ fn run_group(
         for (&i, mut comps) in idx.iter().zip(out) {
             let c = comps.swap_remove(0);
             let l = &mut live[i];
+            if policy.ends_episode(&RequestKey { env: &cfg.env_id, seed, sample: i, step: t }) {
+                l.done = true;
+                if let Some(last) = l.record.steps.last_mut() {
+                    last.truncated = true;
+                }
+                continue;
+            }
             let step = l.env.step(&c.action).map_err(env_err)?;
             l.record.total_reward += step.reward;
             l.record.steps.push(StepRecord {

@@ -30,6 +30,12 @@ enum Command {
     Bench(gym::bench::BenchArgs),
     /// Fine-tune a model with GRPO + LoRA on an env's rewards.
     Train(gym::train::TrainArgs),
+    /// Merge a LoRA adapter into its base: Hugging Face folder or GGUF (f16, q8_0).
+    Export(gym::export::ExportArgs),
+    /// Draw training curves (reward, KL, …) from a metrics.jsonl to PNG or SVG.
+    Plot(gym::plot::PlotArgs),
+    /// Chat with a model in the terminal (stdin lines in, replies out).
+    Chat(gym::chat::ChatArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +48,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(a) => gym::serve::serve(a),
         Command::Bench(a) => gym::bench::bench(a),
         Command::Train(a) => gym::train::train(a),
+        Command::Export(a) => gym::export::export(a),
+        Command::Plot(a) => gym::plot::plot(a),
+        Command::Chat(a) => gym::chat::chat(a),
     }
 }

@@ -12,9 +12,12 @@ use envs::{Registry, RolloutConfig, SamplingParams, Summary};
 pub struct RunArgs {
     /// The env id (see `gym list`).
     pub env: String,
-    /// The policy: a scripted baseline name or `replay:FILE` (see `gym list`).
+    /// The policy: a scripted baseline, `replay:FILE`, a local model or `openai:MODEL` (see `gym list`).
     #[arg(long, default_value = "random")]
     pub policy: String,
+    /// API root for `openai:` policies, e.g. `http://127.0.0.1:8080/v1` (default: OPENAI_BASE_URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
     /// Number of episodes.
     #[arg(long, default_value_t = 10)]
     pub episodes: usize,
@@ -42,9 +45,6 @@ pub struct RunArgs {
     /// Maximum new tokens per reply (LLM policies).
     #[arg(long)]
     pub max_new_tokens: Option<usize>,
-    /// The API root for `openai:` policies (default: `OPENAI_BASE_URL`).
-    #[arg(long)]
-    pub base_url: Option<String>,
     /// Where local LLM policies run: `auto` (a CUDA GPU when built with
     /// `cuda` and one answers, else the CPU), `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]

@@ -32,7 +32,7 @@ fn strip_timing(mut r: Report) -> Report {
 fn policy_bench_rows_intervals_and_outputs() {
     let suite = Suite::parse(SUITE).unwrap();
     let reg = test_registry();
-    let r = run_suite(&reg, &suite, "random", &["random".into(), "oracle".into()], 2, 0).unwrap();
+    let r = run_suite(&reg, &suite, "random", &Default::default(), &["random".into(), "oracle".into()], 2, 0).unwrap();
     assert_eq!((r.suite.as_str(), r.suite_version, r.policy.as_str()), ("test", 3, "random"));
     assert_eq!(r.rows.len(), 2, "the policy plus one distinct baseline");
     let (random, oracle) = (&r.rows[0], &r.rows[1]);
@@ -47,7 +47,7 @@ fn policy_bench_rows_intervals_and_outputs() {
     assert!(random.reward_ci[0] < random.mean_reward && random.mean_reward < random.reward_ci[1]);
     assert!(random.reward_ci[0] < 2.0 / 3.0 && 2.0 / 3.0 < random.reward_ci[1], "{random:?}");
     // Deterministic whatever the thread count (timings aside).
-    let again = run_suite(&reg, &suite, "random", &["oracle".into()], 1, 0).unwrap();
+    let again = run_suite(&reg, &suite, "random", &Default::default(), &["oracle".into()], 1, 0).unwrap();
     assert_eq!(strip_timing(again), strip_timing(r.clone()));
 
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +79,7 @@ fn policy_bench_rows_intervals_and_outputs() {
 #[test]
 fn unknown_suite_env_is_a_clear_error() {
     let suite = Suite::parse(&SUITE.replace("\"guess\"", "\"chess\"")).unwrap();
-    let e = run_suite(&test_registry(), &suite, "random", &[], 1, 0).unwrap_err();
+    let e = run_suite(&test_registry(), &suite, "random", &Default::default(), &[], 1, 0).unwrap_err();
     assert!(format!("{e:#}").contains("unknown env `chess`"), "{e:#}");
     assert!(Suite::parse("name = \"x\"\nversion = 1\nenv = []").is_err());
     assert!(Suite::parse(&SUITE.replace("episodes = 60", "episodes = 0")).is_err());

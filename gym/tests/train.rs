@@ -98,6 +98,8 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
         "learning_rate",
         "grad_norm",
         "loss",
+        "tokens_per_second",
+        "step_time",
     ] {
         assert!(ma[0].get(k).is_some(), "metric {k} missing");
     }
@@ -113,6 +115,35 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
         .collect();
     assert_eq!(ckpts.len(), 2, "save_total_limit keeps two");
     assert!(a.join("base-model/config.json").exists());
+
+    // `gym export` finds the base through the adapter (an absolute path) and merges it.
+    let merged = a.join("merged");
+    gym(&["export", "--adapter", a.join("adapter").to_str().unwrap(), "--out", merged.to_str().unwrap()]
+        .map(String::from));
+    let load = |p: PathBuf| candle_core::safetensors::load(p, &candle_core::Device::Cpu).unwrap();
+    let (base, new) = (load(a.join("base-model/model.safetensors")), load(merged.join("model.safetensors")));
+    assert_eq!(base.len(), new.len());
+    let diff = |k: &String| {
+        let d = (&new[k] - &base[k]).unwrap().abs().unwrap().sum_all().unwrap();
+        d.to_dtype(candle_core::DType::F32).unwrap().to_scalar::<f32>().unwrap()
+    };
+    let changed = base.keys().filter(|k| diff(k) > 0.0);
+    assert!(changed.count() >= 7, "the LoRA projections of the trained adapter are merged");
+    // The toy base has no tokenizer: GGUF export names the missing file.
+    let out = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(["export", "--adapter", a.join("adapter").to_str().unwrap(), "--out"])
+        .arg(a.join("m.gguf"))
+        .args(["--format", "gguf-q8_0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("tokenizer.json"));
+    // `gym plot` draws the run's curves.
+    let svg = a.join("curves.svg");
+    let m = a.join("metrics.jsonl");
+    gym(&["plot", m.to_str().unwrap(), "-o", svg.to_str().unwrap(), "--metrics", "reward,tokens_per_second"]
+        .map(String::from));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("tokens_per_second") && text.contains("<polyline"));
 }
 
 #[test]
@@ -139,4 +170,73 @@ fn bad_settings_are_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no checkpoint"));
+}
+
+/// Multi-turn training on 2048: episodes of several replies become one
+/// sequence each, env tokens masked; two runs of a seed write the same
+/// metrics.
+#[test]
+fn trains_on_multi_turn_2048_deterministically() {
+    let tmp = tempfile::tempdir().unwrap();
+    // tiny-qwen2 with a longer context: its 360-symbol vocabulary spells 2048's prompt in ~450 tokens, past the
+    // fixture's 256 positions (the model uses RoPE, so any context length is valid).
+    let model = tmp.path().join("tiny-qwen2-long");
+    std::fs::create_dir(&model).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests/fixtures/tiny-qwen2");
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, model.join(f.file_name().unwrap())).unwrap();
+    }
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    let patched = config.replace("\"max_position_embeddings\": 256", "\"max_position_embeddings\": 4096");
+    assert_ne!(config, patched);
+    std::fs::write(model.join("config.json"), patched).unwrap();
+    let run = |out: &Path| {
+        let m = model.to_str().unwrap();
+        let o = out.to_str().unwrap();
+        gym(&[
+            "train",
+            "2048",
+            "--model",
+            m,
+            "--opt",
+            "size=3",
+            "--opt",
+            "invalid_allowance=2",
+            "--max-steps",
+            "2",
+            "--set",
+            "per_device_train_batch_size=4",
+            "--set",
+            "num_generations=2",
+            "--set",
+            "max_completion_length=320",
+            "--set",
+            "max_turn_tokens=6",
+            "--quiet",
+            "--output-dir",
+            o,
+        ]
+        .map(String::from));
+        metric_lines(out)
+    };
+    let (a, b) = (run(&tmp.path().join("a")), run(&tmp.path().join("b")));
+    assert_eq!(a.len(), 2);
+    let timeless = |m: &serde_json::Value| -> serde_json::Map<String, serde_json::Value> {
+        let mut m = m.as_object().unwrap().clone();
+        m.retain(|k, _| !k.contains("time") && !k.contains("per_second"));
+        m
+    };
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(timeless(x), timeless(y), "same seed, same metrics");
+        // The random model's replies are invalid moves: the game ends after two of them. Each reply is cut at
+        // max_turn_tokens, and lengths count policy tokens only (env tokens between the turns do not count).
+        assert_eq!(x["completions/mean_turns"], 2.0, "{x}");
+        assert_eq!(x["completions/mean_length"], 12.0, "{x}");
+        for k in ["reward", "rewards/invalid/mean", "loss", "entropy", "num_tokens"] {
+            assert!(x.get(k).is_some(), "metric {k} missing: {x}");
+        }
+    }
+    // The prompts and both env segments were processed: far more tokens than the 12 generated per completion.
+    assert!(a[0]["num_tokens"].as_f64().unwrap() > 4.0 * 300.0, "{}", a[0]);
 }

@@ -41,6 +41,11 @@ pub fn policy_names() -> Vec<(&'static str, &'static str)> {
     let mut names = scripted::NAMES.to_vec();
     names.extend([
         (
+            "gym-tiny",
+            "gym's own tiny LLM (0.6 M parameters, bundled, offline) trained from scratch with gym alone on \
+             generated 2048-strategy programs (scripts/train_gym_tiny.sh)",
+        ),
+        (
             "llm:MODEL",
             "a local LLM (the `llm:` prefix is optional): a preset (gpt-oss-20b, qwen3-0.6b, \
              qwen2.5-0.5b-instruct, llama-3.2-1b-instruct) or an ORG/NAME repo id from the Hugging Face cache \
@@ -82,7 +87,7 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
         return Ok(Box::new(openai::OpenAiPolicy::new(cfg)));
     }
     let model = name.strip_prefix("llm:").unwrap_or(name);
-    if name.starts_with("llm:") || llm::looks_like_model(model) {
+    if model == llm::tiny::NAME || name.starts_with("llm:") || llm::looks_like_model(model) {
         let build = |e: llm::LlmError| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() };
         let device = llm::parse_device(opts.device.as_deref().unwrap_or("auto")).map_err(build)?;
         let p = llm::LlmPolicy::load_on(model, &device).map_err(build)?;

@@ -105,6 +105,10 @@ pub struct GrpoConfig {
     pub save_steps: usize,
     /// Keep at most this many checkpoints (0 = all).
     pub save_total_limit: usize,
+    /// Multi-turn envs: at most this many sampled tokens per turn (default:
+    /// whatever is left of `max_completion_length`, which bounds the whole
+    /// completion, env tokens included).
+    pub max_turn_tokens: Option<usize>,
 }
 
 impl Default for GrpoConfig {
@@ -150,6 +154,7 @@ impl Default for GrpoConfig {
             logit_chunk_rows: 1024,
             save_steps: 0,
             save_total_limit: 0,
+            max_turn_tokens: None,
         }
     }
 }
@@ -263,6 +268,9 @@ impl GrpoConfig {
         if self.max_completion_length == 0 || self.num_iterations == 0 {
             return bad("max_completion_length and num_iterations must be ≥ 1".into());
         }
+        if self.max_turn_tokens == Some(0) {
+            return bad("max_turn_tokens must be ≥ 1 (or unset)".into());
+        }
         if self.epsilon < 0.0 || self.epsilon_high.is_some_and(|e| e < 0.0) {
             return bad("epsilon and epsilon_high must be ≥ 0".into());
         }
@@ -306,6 +314,9 @@ mod tests {
         let c = GrpoConfig { num_generations: 3, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("divisible"));
         assert!(GrpoConfig { num_generations: 1, ..Default::default() }.validate().is_err());
+        let c = GrpoConfig { max_turn_tokens: Some(0), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("max_turn_tokens"));
+        assert!(GrpoConfig { max_turn_tokens: Some(8), ..Default::default() }.validate().is_ok());
         let c = GrpoConfig { gradient_accumulation_steps: 2, num_iterations: 2, ..Default::default() };
         assert!(c.needs_old_logprobs());
         assert!(!GrpoConfig::default().needs_old_logprobs());

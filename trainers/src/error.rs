@@ -19,6 +19,16 @@ pub enum TrainError {
     /// Invalid settings.
     #[error("config: {0}")]
     Config(String),
+    /// A training-data line is malformed (`line` 0: the file as a whole).
+    #[error("{file}:{line}: {message}")]
+    Data {
+        /// The file.
+        file: String,
+        /// 1-based line number (0 = the whole file).
+        line: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// Collecting rollouts failed.
     #[error("rollout: {0}")]
     Rollout(String),

@@ -11,10 +11,14 @@
 //! * [`lora`]: LoRA adapters on gym's candle models, PEFT import/export.
 //! * [`optim`]: AdamW, learning-rate schedules, gradient clipping.
 //! * [`checkpoint`]: atomic checkpoints and resume.
+//! * [`export`]: LoRA merged into the base, written as a Hugging Face
+//!   folder or as GGUF (f16, q8_0) for llama.cpp.
 //! * [`config`]: [`GrpoConfig`] with TRL's `GRPOConfig` names (TOML).
 //! * [`trainer`]: [`GrpoTrainer`], the loop, and the [`RolloutSource`]
 //!   trait that feeds it completions and rewards.
 //! * [`envsource`]: [`envsource::EnvSource`], rewards from registered envs.
+//! * [`sft`]: supervised fine-tuning (completion-only cross-entropy) on
+//!   LoRA adapters or all weights, from TRL-format JSONL or env data.
 //! * [`toy`]: the toy learning setups (tiny random Qwen2, char tokenizer,
 //!   `count_a`, `echo`) that prove the trainer learns.
 
@@ -22,11 +26,13 @@ pub mod checkpoint;
 pub mod config;
 pub mod envsource;
 pub mod error;
+pub mod export;
 pub mod grpo;
 pub mod lora;
 pub mod loss;
 pub mod optim;
 pub mod score;
+pub mod sft;
 pub mod toy;
 pub mod trainer;
 

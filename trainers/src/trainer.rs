@@ -9,6 +9,14 @@
 //! shuffled and split into `steps_per_generation` micro-batches that are
 //! reused `num_iterations` times.
 //!
+//! Throughput metrics (not TRL names): `generation_time` (seconds spent in
+//! the [`RolloutSource`] for the current generation batch),
+//! `generated_tokens_per_second` (its completion tokens / `generation_time`),
+//! `step_time` (wall seconds of the whole optimizer step, generation
+//! included when it happened in this step) and `tokens_per_second`
+//! (completion tokens of the micro-batches trained on in this step /
+//! `step_time`).
+//!
 //! All randomness derives from `(seed, generation index)` and
 //! `(seed, micro-step)`, so a run is reproducible and a resumed run
 //! continues exactly where a checkpoint left it.
@@ -288,8 +296,10 @@ impl GrpoTrainer {
             m.insert(format!("rewards/{name}/mean"), mean(&v));
             m.insert(format!("rewards/{name}/std"), std_unbiased(&v));
         }
-        let lens: Vec<f64> = seqs.iter().map(|s| s.completion.len() as f64).collect();
-        let term: Vec<f64> = seqs.iter().filter(|s| !s.truncated).map(|s| s.completion.len() as f64).collect();
+        // Lengths count policy tokens (env tokens of multi-turn completions are not generated).
+        let policy_len = |s: &Sequence| s.loss_mask.iter().filter(|m| **m).count() as f64;
+        let lens: Vec<f64> = seqs.iter().map(policy_len).collect();
+        let term: Vec<f64> = seqs.iter().filter(|s| !s.truncated).map(policy_len).collect();
         m.insert("completions/mean_length".into(), mean(&lens));
         m.insert("completions/min_length".into(), lens.iter().copied().fold(f64::INFINITY, f64::min));
         m.insert("completions/max_length".into(), lens.iter().copied().fold(0.0, f64::max));
@@ -300,6 +310,15 @@ impl GrpoTrainer {
             if term.is_empty() { 0.0 } else { term.iter().copied().fold(f64::INFINITY, f64::min) },
         );
         m.insert("completions/max_terminated_length".into(), term.iter().copied().fold(0.0, f64::max));
+        // Policy turns per completion (runs of policy tokens): 1 for one-step envs.
+        let turns: Vec<f64> = seqs
+            .iter()
+            .map(|s| {
+                s.loss_mask.iter().zip(std::iter::once(&false).chain(&s.loss_mask)).filter(|(m, p)| **m && !**p).count()
+                    as f64
+            })
+            .collect();
+        m.insert("completions/mean_turns".into(), mean(&turns));
         let tokens: usize = seqs.iter().map(|s| s.prompt.len() + s.completion.len()).sum();
         self.num_tokens += tokens as f64;
         m.insert("num_tokens".into(), self.num_tokens);
@@ -433,12 +452,14 @@ impl GrpoTrainer {
         let mut acc: Vec<Option<Tensor>> = vec![None; self.vars.len()];
         let mut all = MicroStats::default();
         let (mut low_min, mut high_max) = (f64::INFINITY, 0.0f64);
+        let mut step_tokens = 0usize;
         for _ in 0..ga {
             if self.micro.is_multiple_of(self.cfg.generate_every()) || self.buffer.is_empty() {
                 self.fill_buffer(source)?;
             }
             let n_gen: usize = self.buffer.iter().flatten().map(|i| i.mask.iter().filter(|m| **m).count()).sum();
             let chunk = std::mem::take(&mut self.buffer[self.micro % self.cfg.spg()]);
+            step_tokens += chunk.iter().map(|i| i.seq.completion.len()).sum::<usize>();
             let res = self.micro_step(&chunk, n_gen);
             let idx = self.micro % self.cfg.spg();
             self.buffer[idx] = chunk;
@@ -493,6 +514,7 @@ impl GrpoTrainer {
         m.insert("clip_ratio/region_mean".into(), mean(&all.clip_region));
         let dt = t0.elapsed().as_secs_f64();
         m.insert("step_time".into(), dt);
+        m.insert("tokens_per_second".into(), step_tokens as f64 / dt.max(1e-9));
         m.insert("step".into(), self.step as f64);
         Ok(m)
     }

@@ -157,3 +157,18 @@ fn kl_and_off_policy_paths_run_and_report() {
     assert!(m2["loss"] != 0.0);
     assert!(t.at_generation_boundary());
 }
+
+#[test]
+fn tokens_per_second_counts_the_completion_tokens_of_the_step() {
+    let cfg = small_config(4);
+    let per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps.max(1) * 3;
+    let mut t = GrpoTrainer::new(model(4), cfg).unwrap();
+    for _ in 0..2 {
+        let m = t.train_step(&mut Fixed { truncated: false }).unwrap();
+        assert!(m["step_time"] > 0.0 && m["tokens_per_second"] > 0.0, "{m:?}");
+        // Fixed completions have 3 tokens each.
+        let tokens = m["tokens_per_second"] * m["step_time"];
+        assert!((tokens - per_step as f64).abs() < 1e-6 * per_step as f64, "{tokens} vs {per_step}");
+        assert!(m["generated_tokens_per_second"] > 0.0);
+    }
+}

@@ -23,6 +23,9 @@ pub struct PolicyBenchArgs {
     /// The policy to benchmark (see `gym list`).
     #[arg(long, default_value = "random")]
     pub policy: String,
+    /// API root for `openai:` policies (default: OPENAI_BASE_URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
     /// The suite: `default`, a name under `suites/`, or a path to a TOML file.
     #[arg(long, default_value = "default")]
     pub suite: String,
@@ -184,6 +187,9 @@ impl Policy for Timed<'_> {
     fn privileged(&self) -> bool {
         self.inner.privileged()
     }
+    fn ends_episode(&self, key: &envs::policy::RequestKey<'_>) -> bool {
+        self.inner.ends_episode(key)
+    }
 }
 
 /// Runs one policy on one suite env.
@@ -274,6 +280,7 @@ pub fn run_suite(
     reg: &Registry,
     suite: &Suite,
     policy_name: &str,
+    policy_options: &policies::PolicyOptions,
     baselines: &[String],
     threads: usize,
     max_episodes: usize,
@@ -281,11 +288,11 @@ pub fn run_suite(
     for e in &suite.envs {
         reg.spec(&e.id).with_context(|| format!("suite `{}` v{}", suite.name, suite.version))?;
     }
-    let main = policies::make_policy(policy_name)?;
+    let main = policies::make_policy_with(policy_name, policy_options)?;
     let mut others = Vec::new();
     for b in baselines {
         if b != policy_name && !others.iter().any(|(n, _): &(String, _)| n == b) {
-            others.push((b.clone(), policies::make_policy(b)?));
+            others.push((b.clone(), policies::make_policy_with(b, policy_options)?));
         }
     }
     let mut rows = Vec::new();
@@ -369,7 +376,8 @@ pub fn run(a: PolicyBenchArgs) -> anyhow::Result<()> {
     let baselines: Vec<String> =
         a.baselines.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     let reg = crate::serve::echo::serve_registry();
-    let report = run_suite(&reg, &suite, &a.policy, &baselines, a.threads, a.max_episodes)?;
+    let popts = policies::PolicyOptions { base_url: a.base_url.clone(), device: None };
+    let report = run_suite(&reg, &suite, &a.policy, &popts, &baselines, a.threads, a.max_episodes)?;
     let paths = write_outputs(&report, &a.out)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", markdown(&report))?;

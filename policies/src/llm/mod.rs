@@ -11,6 +11,7 @@
 //! * [`sampling`]: temperature / top-k / top-p / min-p sampling of `n`
 //!   completions sharing one prefilled prompt.
 //! * [`policy`]: [`LlmPolicy`], an [`envs::Policy`].
+//! * [`tiny`]: `gym-tiny`, the trained tiny model bundled in the binary.
 
 pub mod chat;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod nn;
 pub mod policy;
 pub mod random;
 pub mod sampling;
+pub mod tiny;
 
 pub use chat::{parse_harmony, ChatTemplate, HarmonyReply};
 pub use config::{Arch, ModelConfig};

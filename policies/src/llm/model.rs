@@ -117,9 +117,12 @@ impl Attention {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let rep = nh / nkv;
-        let q = self.q.forward(x)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
-        let k = self.k.forward(x)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
-        let v = self.v.forward(x)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        // With a cache this is the sampling path (see `Linear::forward_sampling`).
+        let sampling = cache.is_some();
+        let lin = |l: &Linear, x: &Tensor| if sampling { l.forward_sampling(x) } else { l.forward(x) };
+        let q = lin(&self.q, x)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
+        let k = lin(&self.k, x)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
+        let v = lin(&self.v, x)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
         let q = match &self.q_norm {
             Some(n) => n.forward(&q.contiguous()?)?,
             None => q,
@@ -161,7 +164,7 @@ impl Attention {
         };
         let out = probs.to_dtype(v.dtype())?.reshape((b, nkv, rep * t, s))?.contiguous()?.matmul(&v)?;
         let out = out.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
-        self.o.forward(&out)
+        lin(&self.o, &out)
     }
 
     /// Additive mask `[t, s]` (0 or -inf), or `None` when nothing is masked.
@@ -203,9 +206,10 @@ impl DenseMlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.gate.forward(x)?.silu()?;
-        self.down.forward(&(g * self.up.forward(x)?)?)
+    fn forward(&self, x: &Tensor, sampling: bool) -> Result<Tensor> {
+        let lin = |l: &Linear, x: &Tensor| if sampling { l.forward_sampling(x) } else { l.forward(x) };
+        let g = lin(&self.gate, x)?.silu()?;
+        lin(&self.down, &(g * lin(&self.up, x)?)?)
     }
 }
 
@@ -400,6 +404,7 @@ impl CausalLm {
     /// to `cache` when given (positions continue from its length).
     pub fn hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        let sampling = cache.is_some();
         let offset = cache.as_ref().map_or(0, |c| c.len);
         if let Some(c) = cache.as_mut() {
             if c.layers.len() != self.blocks.len() {
@@ -415,7 +420,7 @@ impl CausalLm {
             x = (x + a)?;
             let h = block.post_norm.forward(&x)?;
             let m = match &block.mlp {
-                Mlp::Dense(d) => d.forward(&h)?,
+                Mlp::Dense(d) => d.forward(&h, sampling)?,
                 Mlp::Moe(moe) => moe.forward(&h)?,
             };
             x = (x + m)?;
@@ -434,9 +439,15 @@ impl CausalLm {
 
     /// Logits `[b, vocab]` for the last position only.
     pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let sampling = cache.is_some();
         let h = self.hidden(ids, cache)?;
         let t = h.dim(1)?;
-        self.lm_head.forward(&h.narrow(1, t - 1, 1)?.squeeze(1)?)
+        let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
+        if sampling {
+            self.lm_head.forward_sampling(&last)
+        } else {
+            self.lm_head.forward(&last)
+        }
     }
 
     /// The output head (tied to the embedding when the config says so).

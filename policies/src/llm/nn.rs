@@ -4,6 +4,9 @@
 //! backward op and silently cut the gradient graph; everything here uses
 //! elementwise ops, reductions and matmuls that have backward rules, so the
 //! same forward serves sampling and training.
+//! The one exception is [`Linear::forward_sampling`]: on the KV-cached
+//! sampling path, small CPU f32 products without gradient tracking use a
+//! fast matrix-vector kernel that records no backward op.
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,12 +134,32 @@ impl Linear {
 
     /// The base output without the adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        self.base(x, false)
+    }
+
+    /// The output on the sampling path (KV-cached decoding, where no
+    /// gradient is taken): like [`Module::forward`], but a few input rows on
+    /// the CPU in f32 use a fast matrix-vector kernel when no operand takes
+    /// part in a gradient graph. Results differ from `forward` only by
+    /// float rounding.
+    pub fn forward_sampling(&self, x: &Tensor) -> Result<Tensor> {
+        let base = self.base(x, true)?;
+        match &self.adapter {
+            Some(a) => a.forward(x, &base),
+            None => Ok(base),
+        }
+    }
+
+    fn base(&self, x: &Tensor, sampling: bool) -> Result<Tensor> {
         // Flatten leading dims: one gemm instead of a batched one.
         let dims = x.dims().to_vec();
         let last = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, last))?;
-        let y = if rows <= SMALL_BATCH && self.weight.device().is_cpu() {
+        let y = if sampling && rows <= SMALL_BATCH && SmallMatmul::applies(&x2, &self.weight) {
+            // Sampling fast path: nothing here needs a gradient.
+            x2.contiguous()?.apply_op2_no_bwd(&self.weight, &SmallMatmul)?
+        } else if rows <= SMALL_BATCH && self.weight.device().is_cpu() {
             // Decode steps are matrix-vector products, which the gemm crate
             // runs on one thread: split W's rows over the thread pool.
             let xt = x2.t()?.contiguous()?;
@@ -167,6 +190,190 @@ impl Linear {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
+    }
+}
+
+/// `x·Wᵀ` for a few rows of `x` (decode steps) on the CPU in f32, without
+/// gradient: each weight row is read once from memory and dotted with every
+/// input row, output rows spread over the thread pool. Decoding is bound by
+/// reading the weights, which this does at memory speed (gemm's
+/// matrix-vector path does not). Each output value is one dot product in a
+/// fixed order, so results do not depend on the thread count.
+#[derive(Debug, Clone, Copy)]
+struct SmallMatmul;
+
+impl SmallMatmul {
+    /// Whether the fast path may be used: CPU, f32, and no operand takes
+    /// part in a gradient graph (so the training path never gets here).
+    fn applies(x: &Tensor, w: &Tensor) -> bool {
+        x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && w.dtype() == DType::F32
+            && !x.track_op()
+            && !w.track_op()
+            && w.rank() == 2
+            && w.is_contiguous()
+    }
+}
+
+impl candle_core::CustomOp2 for SmallMatmul {
+    fn name(&self) -> &'static str {
+        "small-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &candle_core::CpuStorage,
+        xl: &candle_core::Layout,
+        ws: &candle_core::CpuStorage,
+        wl: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (rows, inp) = xl.shape().dims2()?;
+        let (out, w_in) = wl.shape().dims2()?;
+        if inp != w_in {
+            candle_core::bail!("small-matmul: x is [{rows}, {inp}] but W is [{out}, {w_in}]");
+        }
+        let (Some((xa, xb)), Some((wa, wb))) = (xl.contiguous_offsets(), wl.contiguous_offsets()) else {
+            candle_core::bail!("small-matmul: operands must be contiguous");
+        };
+        let x = &xs.as_slice::<f32>()?[xa..xb];
+        let w = &ws.as_slice::<f32>()?[wa..wb];
+        let y = small_matmul(x, rows, w, out, inp);
+        Ok((candle_core::CpuStorage::F32(y), (rows, out).into()))
+    }
+}
+
+/// Output rows per parallel task of [`small_matmul`].
+const SMALL_MATMUL_BLOCK: usize = 32;
+
+/// `y[r, o] = Σ_k x[r, k]·w[o, k]` for `x [rows, inp]`, `w [out, inp]`.
+fn small_matmul(x: &[f32], rows: usize, w: &[f32], out: usize, inp: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    // yt [out, rows]: each task writes its block of weight rows.
+    let mut yt = vec![0f32; out * rows];
+    if inp == 0 || rows == 0 {
+        return yt;
+    }
+    yt.par_chunks_mut(SMALL_MATMUL_BLOCK * rows).enumerate().for_each(|(blk, chunk)| {
+        for (i, y) in chunk.chunks_mut(rows).enumerate() {
+            let o = blk * SMALL_MATMUL_BLOCK + i;
+            dot_rows(&w[o * inp..(o + 1) * inp], x, y);
+        }
+    });
+    if rows == 1 {
+        return yt;
+    }
+    let mut y = vec![0f32; rows * out];
+    for o in 0..out {
+        for r in 0..rows {
+            y[r * out + o] = yt[o * rows + r];
+        }
+    }
+    y
+}
+
+/// `y[r] = w · x[r]` for every input row `x[r]` (rows of `w.len()`).
+fn dot_rows(w: &[f32], x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { dot_rows_avx2(w, x, y) };
+            return;
+        }
+    }
+    let n = w.len();
+    for (r, y) in y.iter_mut().enumerate() {
+        *y = dot_portable(w, &x[r * n..(r + 1) * n]);
+    }
+}
+
+/// A dot product with eight independent partial sums (vectorisable).
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (a, b) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += a[j] * b[j];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(a, b)| a * b).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// [`dot_rows`] with AVX2 + FMA: up to four input rows share each load of
+/// the weight row.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_rows_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
+    let n = w.len();
+    let mut r = 0;
+    while r < y.len() {
+        let m = (y.len() - r).min(4);
+        let xs = &x[r * n..(r + m) * n];
+        let ys = &mut y[r..r + m];
+        // SAFETY: AVX2 and FMA are available (this function's contract).
+        unsafe {
+            match m {
+                1 => dot_block_avx2::<1>(w, xs, ys),
+                2 => dot_block_avx2::<2>(w, xs, ys),
+                3 => dot_block_avx2::<3>(w, xs, ys),
+                _ => dot_block_avx2::<4>(w, xs, ys),
+            }
+        }
+        r += m;
+    }
+}
+
+/// `M` dot products of `w` with the rows of `x [M, w.len()]`, two
+/// accumulators per row (FMA latency), 16 floats per step.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_block_avx2<const M: usize>(w: &[f32], x: &[f32], y: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = w.len();
+    assert!(x.len() == M * n && y.len() == M);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let mut a0 = [_mm256_setzero_ps(); M];
+    let mut a1 = [_mm256_setzero_ps(); M];
+    let mut k = 0;
+    // SAFETY (all loads): k + 16 <= n (or k + 8 <= n below), and row i of
+    // `x` spans [i·n, (i+1)·n), checked by the assert above.
+    while k + 16 <= n {
+        unsafe {
+            let w0 = _mm256_loadu_ps(wp.add(k));
+            let w1 = _mm256_loadu_ps(wp.add(k + 8));
+            for i in 0..M {
+                let xi = xp.add(i * n + k);
+                a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xi), a0[i]);
+                a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xi.add(8)), a1[i]);
+            }
+        }
+        k += 16;
+    }
+    if k + 8 <= n {
+        unsafe {
+            let w0 = _mm256_loadu_ps(wp.add(k));
+            for (i, a) in a0.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp.add(i * n + k)), *a);
+            }
+        }
+        k += 8;
+    }
+    for i in 0..M {
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32s.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(a0[i], a1[i])) };
+        let sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        let tail: f32 = w[k..].iter().zip(&x[i * n + k..(i + 1) * n]).map(|(a, b)| a * b).sum();
+        y[i] = sum + tail;
     }
 }
 
@@ -325,6 +532,63 @@ pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reference(x: &[f32], rows: usize, w: &[f32], out: usize, inp: usize) -> Vec<f64> {
+        let mut y = vec![0f64; rows * out];
+        for r in 0..rows {
+            for o in 0..out {
+                y[r * out + o] = (0..inp).map(|k| x[r * inp + k] as f64 * w[o * inp + k] as f64).sum();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn small_matmul_matches_a_reference_for_every_shape() {
+        let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0) - 1.0;
+        // Widths with and without 16- and 8-float tails; row counts across the 4-row blocks.
+        for inp in [1, 8, 15, 16, 37, 64, 100] {
+            for rows in 1..=9 {
+                let out = 2 * SMALL_MATMUL_BLOCK + 3;
+                let x: Vec<f32> = (0..rows * inp).map(val).collect();
+                let w: Vec<f32> = (0..out * inp).map(|i| val(i + 3)).collect();
+                let want = reference(&x, rows, &w, out, inp);
+                let got = small_matmul(&x, rows, &w, out, inp);
+                for (g, e) in got.iter().zip(&want) {
+                    assert!((*g as f64 - e).abs() < 1e-4, "inp {inp} rows {rows}: {g} vs {e}");
+                }
+                let mut y = vec![0f32; rows];
+                for (r, yr) in y.iter_mut().enumerate() {
+                    *yr = dot_portable(&w[..inp], &x[r * inp..(r + 1) * inp]);
+                }
+                for (r, yr) in y.iter().enumerate() {
+                    assert!((*yr as f64 - want[r * out]).abs() < 1e-4);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn linear_uses_the_fast_path_only_without_gradients() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (70, 24), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 24), &dev).unwrap();
+        let lin = Linear::new(w.clone(), None, "l", LinearKind::Q);
+        let fast = lin.forward_sampling(&x).unwrap();
+        let slow = x.matmul(&w.t().unwrap()).unwrap();
+        assert_eq!(
+            lin.forward(&x).unwrap().to_vec2::<f32>().unwrap(),
+            lin.forward_base(&x).unwrap().to_vec2::<f32>().unwrap()
+        );
+        let diff = (fast - &slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "{diff}");
+        // With a variable input the layer stays differentiable.
+        let v = candle_core::Var::from_tensor(&x).unwrap();
+        assert!(!SmallMatmul::applies(v.as_tensor(), &w));
+        let y = lin.forward_sampling(v.as_tensor()).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(v.as_tensor()).is_some(), "the gradient reaches the input");
+    }
 
     #[test]
     fn yarn_inverse_frequencies_match_reference_values() {

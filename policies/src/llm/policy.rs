@@ -64,6 +64,9 @@ impl LlmPolicy {
 
     /// Loads a model on `device`, in [`super::device::default_dtype`].
     pub fn load_on(name: &str, device: &Device) -> Result<Self> {
+        if name == super::tiny::NAME {
+            return super::tiny::load_on(device);
+        }
         let files = ModelFiles::resolve(name)?;
         Self::from_files(name, &files, device, super::device::default_dtype(device))
     }
@@ -106,6 +109,32 @@ impl LlmPolicy {
             eos_token_ids,
             template_kwargs: serde_json::json!({}),
         })
+    }
+
+    /// A policy from an already built model, tokenizer and template (e.g.
+    /// weights bundled in the binary); EOS ids come from `generation`, else
+    /// the model config.
+    pub fn from_parts(
+        name: &str,
+        model: CausalLm,
+        tokenizer: tokenizers::Tokenizer,
+        template: Option<ChatTemplate>,
+        generation: GenerationConfig,
+    ) -> Self {
+        let eos_token_ids = if generation.eos_token_ids.is_empty() {
+            model.config().eos_token_ids.clone()
+        } else {
+            generation.eos_token_ids.clone()
+        };
+        Self {
+            name: name.to_string(),
+            model,
+            tokenizer,
+            template,
+            generation,
+            eos_token_ids,
+            template_kwargs: serde_json::json!({}),
+        }
     }
 
     /// The model.

@@ -61,6 +61,8 @@
 //! `info.extra` holds `language`, `games` (per-game `{"end", "value", ...}`),
 //! `verdicts` (counts per verdict kind) and `baseline`.
 
+pub mod programs;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -740,6 +742,27 @@ impl Env for StrategyEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_programs_play_with_varying_quality() {
+        let mut reg = Registry::new();
+        register(&mut reg);
+        let opts = reg.options("2048-strategy", &["games=2".to_string()]).unwrap();
+        let maker = reg.maker("2048-strategy", &opts).unwrap();
+        let mut outcomes = Vec::new();
+        for seed in 0..12 {
+            let mut env = maker();
+            env.reset(seed).unwrap();
+            let step = env.step(&Action::text(programs::program_2048(seed))).unwrap();
+            let get = |n: &str| step.info.breakdown.iter().find(|t| t.name == n).and_then(|t| t.value).unwrap();
+            assert_eq!(get("program"), 0.5, "seed {seed}: {:?}", step.info.reason);
+            outcomes.push(get("outcome"));
+        }
+        eprintln!("{outcomes:?}");
+        let (lo, hi) = outcomes.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(outcomes.iter().all(|&x| x >= -3.0), "{outcomes:?}");
+        assert!(hi - lo > 0.5 && hi > 0.3, "quality should vary: {outcomes:?}");
+    }
 
     #[test]
     fn code_blocks_are_extracted() {
