@@ -149,24 +149,29 @@ impl Proxy {
                     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     max.fetch_max(now, Ordering::SeqCst);
                     let mut conn = conn;
-                    if n < fail_first {
+                    let resp = if n < fail_first {
                         let body = r#"{"error":{"message":"busy (test proxy)"}}"#;
-                        let _ = write!(
-                            conn,
+                        format!(
                             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
                              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
-                        );
+                        )
+                        .into_bytes()
                     } else {
                         std::thread::sleep(delay);
+                        let mut resp = Vec::new();
                         if let Ok(mut up) = TcpStream::connect(upstream) {
-                            let mut resp = Vec::new();
-                            if up.write_all(&head_and_body).is_ok() && up.read_to_end(&mut resp).is_ok() {
-                                let _ = conn.write_all(&resp);
+                            if up.write_all(&head_and_body).is_err() || up.read_to_end(&mut resp).is_err() {
+                                resp.clear();
                             }
                         }
-                    }
+                        resp
+                    };
+                    // Leave the in-flight count before answering: once the
+                    // client has its answer it may send the next request,
+                    // and that must not count as overlapping this one.
                     in_flight.fetch_sub(1, Ordering::SeqCst);
+                    let _ = conn.write_all(&resp);
                 });
             }
         });

@@ -90,7 +90,8 @@ else:
         cls = transformers.Qwen3ForCausalLM
     else:
         raise SystemExit(f"unknown shape {a.shape}")
-    cfg.eos_token_id = None
+    # An EOS id that `min_new_tokens` keeps from ending any sample early.
+    cfg.eos_token_id = cfg.vocab_size - 1
     cfg.pad_token_id = 0
     with torch.device(a.device):
         model = cls(cfg).to(torch.bfloat16 if cuda else torch.float32)
@@ -98,7 +99,8 @@ else:
     vocab = {f"t{i}": i for i in range(cfg.vocab_size)}
     inner = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t3"))
     inner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=inner, pad_token="t0", unk_token="t3")
+    tok = PreTrainedTokenizerFast(tokenizer_object=inner, pad_token="t0", unk_token="t3",
+                                  eos_token=f"t{cfg.vocab_size - 1}")
     tok.padding_side = "left"
     rng = random.Random(7)
     prompts = [" ".join(f"t{rng.randrange(cfg.vocab_size)}" for _ in range(a.prompt_len)) for _ in range(256)]
