@@ -85,30 +85,19 @@ impl LlmPolicy {
             Some(p) => GenerationConfig::from_json(&read_json(p)?),
             None => GenerationConfig::default(),
         };
-        let mut eos_token_ids = if generation.eos_token_ids.is_empty() {
-            cfg.eos_token_ids.clone()
-        } else {
-            generation.eos_token_ids.clone()
-        };
-        if cfg.arch == Arch::GptOss {
+        let gpt_oss = cfg.arch == Arch::GptOss;
+        let mut p = Self::from_parts(name, model, tokenizer, template, generation);
+        if gpt_oss {
             // Harmony: `<|return|>` ends the turn, `<|call|>` a tool call.
             for t in ["<|return|>", "<|call|>"] {
-                if let Some(id) = tokenizer.token_to_id(t) {
-                    if !eos_token_ids.contains(&id) {
-                        eos_token_ids.push(id);
+                if let Some(id) = p.tokenizer.token_to_id(t) {
+                    if !p.eos_token_ids.contains(&id) {
+                        p.eos_token_ids.push(id);
                     }
                 }
             }
         }
-        Ok(Self {
-            name: name.to_string(),
-            model,
-            tokenizer,
-            template,
-            generation,
-            eos_token_ids,
-            template_kwargs: serde_json::json!({}),
-        })
+        Ok(p)
     }
 
     /// A policy from an already built model, tokenizer and template (e.g.
