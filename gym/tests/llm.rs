@@ -2,30 +2,17 @@
 //! model logs rewards, and `gym chat` with piped input prints exactly the
 //! replies the library generates for the same conversation.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+mod common;
+
+use common::gym_with_input;
 use envs::policy::derive_seed;
 use envs::Message;
 use policies::llm::{LlmPolicy, SampleOptions};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests/fixtures").join(name)
-}
-
-/// Runs gym with `input` on standard input; returns (success, stdout, stderr).
-fn gym_with_input(args: &[&str], input: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gym runs");
-    child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()).expect("write stdin");
-    let out = child.wait_with_output().expect("gym finishes");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]

@@ -35,6 +35,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::gym_with_input;
 use envs::onestep::{OneStepEnv, TaskItem, TaskSource};
 use envs::rewards::{answer_rubric, Tags};
 use envs::{rollout, EnvError, EnvMaker, Message, Observation, Policy, Request, RequestKey, RolloutConfig};
@@ -279,17 +282,9 @@ fn gym_chat_through_llama_server() {
     let url = server.base_url();
     let args = ["chat", "--policy", "openai:tiny", "--base-url", &url, "--temperature", "0", "--max-new-tokens", "6"];
     let run = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"Hello!\nAnd again?\n").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        let (ok, stdout, stderr) = gym_with_input(&args, "Hello!\nAnd again?\n");
+        assert!(ok, "{stderr}");
+        stdout
     };
     let a = run();
     assert!(a.matches('\n').count() >= 2, "two replies: {a:?}");

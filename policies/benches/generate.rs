@@ -9,28 +9,11 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use policies::llm::sampling::Detokenize;
-use policies::llm::{generate, CausalLm, ModelConfig, RandomInit, SampleOptions};
-
-/// No stop strings are used, so the text is not needed.
-struct NoText;
-
-impl Detokenize for NoText {
-    fn detokenize(&self, _ids: &[u32]) -> Result<String, policies::llm::LlmError> {
-        Ok(String::new())
-    }
-}
-
-fn qwen25_05b() -> ModelConfig {
-    let v = serde_json::json!({"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
-        "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-        "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-        "tie_word_embeddings": true, "hidden_act": "silu"});
-    ModelConfig::from_json(&v).expect("valid config")
-}
+use policies::llm::sampling::NoText;
+use policies::llm::{generate, random, CausalLm, RandomInit, SampleOptions};
 
 fn bench(c: &mut Criterion) {
-    let cfg = qwen25_05b();
+    let cfg = random::shape("qwen2.5-0.5b").expect("known shape");
     let model = CausalLm::random(&cfg, RandomInit::default(), &Device::Cpu).expect("random model");
     let prompt: Vec<u32> = (0..64u32).map(|i| i * 2311 % 151936).collect();
     let mut g = c.benchmark_group("qwen2.5-0.5b-shape");

@@ -18,8 +18,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::Tensor;
 use envs::policy::derive_seed;
-use policies::llm::sampling::{generate, Detokenize, FinishReason, SampleOptions};
-use policies::llm::{default_dtype, parse_device, CausalLm, ModelConfig, RandomInit};
+use policies::llm::sampling::{generate, FinishReason, NoText, SampleOptions};
+use policies::llm::{default_dtype, parse_device, random, CausalLm, ModelConfig, RandomInit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainers::{GrpoConfig, GrpoTrainer, RolloutSource, Sequence};
@@ -56,33 +56,17 @@ pub struct ModelBenchArgs {
     pub micro_batch: usize,
 }
 
-/// Config of a named shape.
+/// Config of a named shape or a `config.json` path.
 fn shape_config(shape: &str) -> anyhow::Result<ModelConfig> {
-    let v = match shape {
-        "qwen2.5-0.5b" => serde_json::json!({"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
-            "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-            "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-            "tie_word_embeddings": true, "hidden_act": "silu"}),
-        "qwen3-4b" => serde_json::json!({"model_type": "qwen3", "vocab_size": 151936, "hidden_size": 2560,
-            "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
-            "head_dim": 128, "max_position_embeddings": 40960, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-            "tie_word_embeddings": true, "hidden_act": "silu"}),
-        path if path.ends_with(".json") => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-            serde_json::from_str(&text).with_context(|| format!("{path}: invalid JSON"))?
-        }
-        other => bail!("unknown shape `{other}`; expected qwen2.5-0.5b, qwen3-4b or a config.json path"),
-    };
-    Ok(ModelConfig::from_json(&v)?)
-}
-
-/// Generation needs no text (no stop strings).
-struct NoText;
-
-impl Detokenize for NoText {
-    fn detokenize(&self, _ids: &[u32]) -> Result<String, policies::llm::LlmError> {
-        Ok(String::new())
+    if let Some(cfg) = random::shape(shape) {
+        return Ok(cfg);
     }
+    if !shape.ends_with(".json") {
+        bail!("unknown shape `{shape}`; expected {} or a config.json path", random::SHAPES.join(", "));
+    }
+    let text = std::fs::read_to_string(shape).with_context(|| format!("cannot read {shape}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{shape}: invalid JSON"))?;
+    Ok(ModelConfig::from_json(&v)?)
 }
 
 fn prompt(len: usize, vocab: usize, seed: u64) -> Vec<u32> {

@@ -11,6 +11,27 @@ use rand_chacha::ChaCha8Rng;
 use super::config::{Arch, ModelConfig};
 use super::model::CausalLm;
 
+/// Names of the real model shapes [`shape`] knows (for benchmarks).
+pub const SHAPES: [&str; 2] = ["qwen2.5-0.5b", "qwen3-4b"];
+
+/// The config of a real model's shape by name (see [`SHAPES`]): Qwen2.5-0.5B
+/// (24 layers, hidden 896, 14/2 heads, vocab 151936, tied) or Qwen3-4B (36
+/// layers, hidden 2560, 32/8 heads, head dim 128, tied); `None` for others.
+pub fn shape(name: &str) -> Option<ModelConfig> {
+    let v = match name {
+        "qwen2.5-0.5b" => serde_json::json!({"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+            "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+            "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": true, "hidden_act": "silu"}),
+        "qwen3-4b" => serde_json::json!({"model_type": "qwen3", "vocab_size": 151936, "hidden_size": 2560,
+            "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 128, "max_position_embeddings": 40960, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": true, "hidden_act": "silu"}),
+        _ => return None,
+    };
+    ModelConfig::from_json(&v).ok()
+}
+
 /// How to draw the weights.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomInit {
@@ -118,6 +139,15 @@ impl CausalLm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_shapes_parse() {
+        for name in SHAPES {
+            assert!(shape(name).is_some(), "{name}");
+        }
+        assert_eq!(shape("qwen3-4b").map(|c| c.head_dim), Some(128));
+        assert!(shape("gpt-5").is_none());
+    }
 
     #[test]
     fn random_models_are_deterministic_and_run() {

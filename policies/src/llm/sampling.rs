@@ -143,6 +143,17 @@ impl Detokenize for tokenizers::Tokenizer {
     }
 }
 
+/// A detokenizer that yields no text: for benchmarks and other callers that
+/// need only token ids (no stop strings can match).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoText;
+
+impl Detokenize for NoText {
+    fn detokenize(&self, _ids: &[u32]) -> Result<String> {
+        Ok(String::new())
+    }
+}
+
 struct Row {
     index: usize,
     rng: ChaCha8Rng,
