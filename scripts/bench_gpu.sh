@@ -6,7 +6,7 @@
 # also sampled from nvidia-smi (whole device, 50 ms) around each command.
 #
 #   scripts/bench_gpu.sh gen  qwen2.5-0.5b     # generation tokens/s vs transformers
-#   scripts/bench_gpu.sh grpo qwen2.5-0.5b     # GRPO step vs TRL
+#   scripts/bench_gpu.sh grpo qwen2.5-0.5b     # GRPO step vs TRL (GC_OFF=1: also without recomputation)
 #   scripts/bench_gpu.sh toy-cpu               # GRPO step on the CPU, toy config, vs TRL
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ sampled() {
   peak=$(sort -n "$log" | tail -1)
   if [ $rc -ne 0 ]; then
     echo "{\"error\": \"$1 exited $rc\"}"
-    tail -20 "$log.err" >&2
+    grep -v '^ *[0-9]*: \|^Stack backtrace\|^ *at ' "$log.err" | tail -20 >&2
     return $rc
   fi
   echo "$out" | tail -1 | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['nvsmi_peak_mib']=int('${peak:-0}'); print(json.dumps(d))"
@@ -43,8 +43,11 @@ case $what in
     sampled python3 policies/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
     ;;
   grpo)
-    sampled dist/gym-cuda bench model --what grpo --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
-      --group "$G" --lora-r "$R" --micro-batch "$MB" --reps "$REPS"
+    # GC=false measures gym without per-layer recomputation as well.
+    for gc in true ${GC_OFF:+false}; do
+      sampled dist/gym-cuda bench model --what grpo --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
+        --group "$G" --lora-r "$R" --micro-batch "$MB" --reps "$REPS" --gradient-checkpointing "$gc"
+    done
     sampled python3 trainers/benches/trl_grpo.py --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
       --group "$G" --lora-r "$R" --micro-batch "$MB" --steps "$REPS"
     ;;

@@ -64,3 +64,31 @@ fn every_adapter_of_qwen3_gets_a_gradient() {
 fn every_adapter_of_gpt_oss_gets_a_gradient() {
     check("tiny-gpt-oss");
 }
+
+/// With trainable adapters attached every op is tracked; the KV cache must
+/// still hold plain keys and values, or it keeps the whole graph of every
+/// decoded token alive (the GRPO step's 40 GB generation on a GPU).
+#[test]
+fn the_kv_cache_holds_no_graph_with_trainable_adapters() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2");
+    let mut p = LlmPolicy::load(&dir.display().to_string()).unwrap();
+    for lin in p.model_mut().linears_mut() {
+        let (i, o) = lin.dims();
+        let a = Var::randn(0f32, 0.05, (2, i), &Device::Cpu).unwrap();
+        let b = Var::randn(0f32, 0.05, (o, 2), &Device::Cpu).unwrap();
+        lin.set_adapter(Some(Arc::new(LowRank { a, b })));
+    }
+    let model = p.model();
+    let mut cache = model.new_cache();
+    let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
+    let logits = model.forward_last(&ids, Some(&mut cache)).unwrap();
+    assert!(logits.track_op(), "the adapters are trainable: the step's own output is tracked");
+    let next = Tensor::new(&[[4u32]], &Device::Cpu).unwrap();
+    model.forward_last(&next, Some(&mut cache)).unwrap();
+    assert_eq!(cache.len(), 4);
+    for layer in 0..model.config().num_hidden_layers {
+        let (k, v) = cache.keys_values(layer).expect("layer cached");
+        assert_eq!(k.dim(2).unwrap(), 4);
+        assert!(!k.track_op() && !v.track_op(), "layer {layer}: the cache holds a graph");
+    }
+}

@@ -98,8 +98,15 @@ pub struct GrpoConfig {
     /// Rank-stabilised LoRA scaling.
     pub use_rslora: bool,
 
+    /// Recompute each decoder block during the backward pass instead of
+    /// keeping its activations (HF `gradient_checkpointing`; TRL's GRPO
+    /// default, true). Costs one extra forward; saves most activation
+    /// memory on long completions.
+    pub gradient_checkpointing: bool,
+
     // ---- gym ----
-    /// Rows of the output head computed at once (memory ↔ speed).
+    /// Rows of the output head computed at once (memory ↔ speed). Default
+    /// 256: a Qwen-sized vocabulary (152k) then needs ~150 MB per f32 copy.
     pub logit_chunk_rows: usize,
     /// Write a checkpoint every this many steps (0 = only at the end).
     pub save_steps: usize,
@@ -151,7 +158,8 @@ impl Default for GrpoConfig {
             lora_dropout: 0.0,
             lora_target_modules: vec!["all-linear".into()],
             use_rslora: false,
-            logit_chunk_rows: 1024,
+            gradient_checkpointing: true,
+            logit_chunk_rows: 256,
             save_steps: 0,
             save_total_limit: 0,
             max_turn_tokens: None,

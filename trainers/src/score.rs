@@ -17,10 +17,17 @@
 //!
 //! Peak memory is `O(chunk × V)` for the head instead of `O(B·C·V)`; the
 //! price is a second pass through the head.
+//!
+//! With [`Activations::Recompute`] (TRL's `gradient_checkpointing`, on by
+//! default) stage 1 keeps no graph at all, only each decoder block's input,
+//! and stage 3 recomputes one block at a time from the top
+//! ([`CausalLm::backward_checkpointed`]): activation memory drops from
+//! every intermediate of every layer to one layer's, for one extra forward.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, D};
-use policies::llm::CausalLm;
+pub use policies::llm::Activations;
+use policies::llm::{CausalLm, Checkpoints};
 
 use crate::error::{Result, TrainError};
 
@@ -79,8 +86,11 @@ impl ScoreBatch {
 #[derive(Debug, Clone)]
 pub struct Scored {
     /// Hidden states of the positions that predict the completion tokens,
-    /// `[B, C, H]`, still attached to the decoder's graph.
+    /// `[B, C, H]`, attached to the decoder's graph with
+    /// [`Activations::Graph`].
     pub hidden: Tensor,
+    /// Block inputs with [`Activations::Recompute`].
+    pub checkpoints: Option<Checkpoints>,
     /// Log-probs `[B, C]` (f32, no graph) of the completion tokens under
     /// `softmax(logits / T)`.
     pub logprobs: Tensor,
@@ -93,11 +103,19 @@ fn chunk_logits(model: &CausalLm, h: &Tensor, temperature: f64) -> Result<Tensor
     Ok(if temperature != 1.0 { (logits / temperature)? } else { logits })
 }
 
-/// Forward pass: decoder with graph, head in chunks of `chunk_rows` rows
-/// without graph (see the module docs).
-pub fn score(model: &CausalLm, batch: &ScoreBatch, temperature: f64, chunk_rows: usize) -> Result<Scored> {
+/// Forward pass: decoder keeping `keep` for the backward pass, head in
+/// chunks of `chunk_rows` rows without graph (see the module docs).
+/// `before_block` is handed to [`CausalLm::hidden_for_training`].
+pub fn score(
+    model: &CausalLm,
+    batch: &ScoreBatch,
+    temperature: f64,
+    chunk_rows: usize,
+    keep: Activations,
+    before_block: &dyn Fn(usize),
+) -> Result<Scored> {
     let (b, c) = (batch.rows(), batch.completion_len);
-    let h = model.hidden(&batch.ids, None)?;
+    let (h, checkpoints) = model.hidden_for_training(&batch.ids, keep, before_block)?;
     let hidden = h.narrow(1, batch.prompt_len - 1, c)?;
     let flat = hidden.detach().reshape((b * c, hidden.dim(2)?))?;
     let chunk = chunk_rows.max(1);
@@ -118,6 +136,7 @@ pub fn score(model: &CausalLm, batch: &ScoreBatch, temperature: f64, chunk_rows:
     }
     Ok(Scored {
         hidden,
+        checkpoints,
         logprobs: Tensor::cat(&lps, 0)?.reshape((b, c))?,
         entropy: Tensor::cat(&ents, 0)?.reshape((b, c))?,
     })
@@ -125,7 +144,9 @@ pub fn score(model: &CausalLm, batch: &ScoreBatch, temperature: f64, chunk_rows:
 
 /// Backpropagates `grad_lp = ∂L/∂lp` (`[B, C]`) through the head (in
 /// chunks, analytically) and the decoder (autograd), returning the
-/// gradients of every variable the decoder used.
+/// gradients of every variable the decoder used. `before_block` is handed
+/// to [`CausalLm::backward_checkpointed`] when `scored` kept checkpoints;
+/// a scoring forward that kept nothing has no backward (an error).
 pub fn backward(
     model: &CausalLm,
     batch: &ScoreBatch,
@@ -133,6 +154,7 @@ pub fn backward(
     grad_lp: &Tensor,
     temperature: f64,
     chunk_rows: usize,
+    before_block: &dyn Fn(usize),
 ) -> Result<GradStore> {
     let (b, c) = (batch.rows(), batch.completion_len);
     let hsize = scored.hidden.dim(2)?;
@@ -155,6 +177,22 @@ pub fn backward(
         start += n;
     }
     let dh = Tensor::cat(&parts, 0)?.reshape((b, c, hsize))?.to_dtype(scored.hidden.dtype())?;
+    policies::llm::device::mem_trace(model.device(), "head gradient");
+    if let Some(ck) = &scored.checkpoints {
+        // The decoder's output covers every position; only the completion
+        // positions (the last `c`, see `ScoreBatch`) receive a gradient.
+        let prefix = batch.prompt_len - 1;
+        let full = if prefix > 0 {
+            let zeros = Tensor::zeros((b, prefix, hsize), dh.dtype(), dh.device())?;
+            Tensor::cat(&[&zeros, &dh], 1)?
+        } else {
+            dh
+        };
+        return Ok(model.backward_checkpointed(ck, &full, before_block)?);
+    }
+    if !scored.hidden.track_op() {
+        return Err(TrainError::Config("backward after a scoring forward that kept no activations".into()));
+    }
     let surrogate = (&scored.hidden * dh.detach())?.sum_all()?;
     Ok(surrogate.backward()?)
 }

@@ -38,7 +38,7 @@ use crate::grpo::{advantages, combine_rewards, token_weights};
 use crate::lora::Lora;
 use crate::loss::{grpo_loss, LossInputs};
 use crate::optim::{clip_grad_norm, learning_rate, AdamW};
-use crate::score::{backward, score, ScoreBatch};
+use crate::score::{backward, score, Activations, ScoreBatch};
 
 /// One sampled completion with its rewards.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +238,14 @@ impl GrpoTrainer {
                 &idx.iter().map(|&i| items[i].completion.as_slice()).collect::<Vec<_>>(),
                 self.model.device(),
             )?;
-            let s = score(&self.model, &batch, self.cfg.temperature, self.cfg.logit_chunk_rows)?;
+            let s = score(
+                &self.model,
+                &batch,
+                self.cfg.temperature,
+                self.cfg.logit_chunk_rows,
+                Activations::None,
+                &|_| {},
+            )?;
             let lp: Vec<Vec<f32>> = s.logprobs.to_vec2()?;
             for (row, &i) in lp.into_iter().zip(&idx) {
                 out[i] = row;
@@ -255,7 +262,9 @@ impl GrpoTrainer {
         let seed = derive_seed(cfg.seed, 1_000_000 + self.generations as u64);
         let t0 = Instant::now();
         self.lora.set_training(false);
+        policies::llm::device::mem_trace(self.model.device(), "before generation");
         let mut seqs = source.generate(&self.model, prompts, g, &self.sampling(), seed)?;
+        policies::llm::device::mem_trace(self.model.device(), "generated");
         if seqs.len() != prompts * g {
             return Err(TrainError::Rollout(format!("expected {} completions, got {}", prompts * g, seqs.len())));
         }
@@ -379,7 +388,12 @@ impl GrpoTrainer {
             if sub_tokens == 0 {
                 continue;
             }
-            self.lora.reseed_dropout(derive_seed(self.cfg.seed, (self.micro as u64) << 20 | idx[0] as u64));
+            let dropout_seed = derive_seed(self.cfg.seed, (self.micro as u64) << 20 | idx[0] as u64);
+            self.lora.reseed_dropout(dropout_seed);
+            // With recomputation each block's dropout masks must replay in
+            // the backward pass: reseed per block from the sub-batch seed.
+            let keep = if self.cfg.gradient_checkpointing { Activations::Recompute } else { Activations::Graph };
+            let per_block = |i: usize| self.lora.reseed_dropout(derive_seed(dropout_seed, i as u64 + 1));
             let batch = ScoreBatch::new(
                 &idx.iter().map(|&i| seqs[i].prompt.as_slice()).collect::<Vec<_>>(),
                 &idx.iter().map(|&i| seqs[i].completion.as_slice()).collect::<Vec<_>>(),
@@ -407,7 +421,9 @@ impl GrpoTrainer {
                 DType::F32,
                 dev,
             )?;
-            let scored = score(&self.model, &batch, self.cfg.temperature, self.cfg.logit_chunk_rows)?;
+            policies::llm::device::mem_trace(dev, "before scoring");
+            let scored = score(&self.model, &batch, self.cfg.temperature, self.cfg.logit_chunk_rows, keep, &per_block)?;
+            policies::llm::device::mem_trace(dev, "scored");
             let lp = Var::from_tensor(&scored.logprobs)?;
             let out = grpo_loss(lp.as_tensor(), &inputs, &cfg)?;
             st.loss += out.loss.to_scalar::<f32>()? as f64;
@@ -425,12 +441,23 @@ impl GrpoTrainer {
             if g_lp.abs()?.sum_all()?.to_scalar::<f32>()? == 0.0 {
                 continue; // e.g. every advantage 0 and beta 0: nothing to backpropagate
             }
-            let store = backward(&self.model, &batch, &scored, &g_lp, self.cfg.temperature, self.cfg.logit_chunk_rows)?;
+            policies::llm::device::mem_trace(dev, "loss differentiated");
+            let store = backward(
+                &self.model,
+                &batch,
+                &scored,
+                &g_lp,
+                self.cfg.temperature,
+                self.cfg.logit_chunk_rows,
+                &per_block,
+            )?;
             for (slot, v) in grads.iter_mut().zip(&self.vars) {
+                // Detached: candle's gradients still reference the graph
+                // they came from, which would stay alive across sub-batches.
                 if let Some(g) = store.get(v.as_tensor()) {
                     *slot = Some(match slot.take() {
-                        Some(acc) => (acc + g)?,
-                        None => g.clone(),
+                        Some(acc) => (acc + g)?.detach(),
+                        None => g.detach(),
                     });
                 }
             }

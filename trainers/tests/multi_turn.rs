@@ -14,7 +14,7 @@ use trainers::envsource::EnvSource;
 use trainers::grpo::{aggregate, per_token_losses, token_weights, LossConfig, LossType};
 use trainers::loss::{grpo_loss, LossInputs};
 use trainers::optim::Schedule;
-use trainers::score::{score, ScoreBatch};
+use trainers::score::{score, Activations, ScoreBatch};
 use trainers::toy::{TinyModelSpec, BOS};
 use trainers::{GrpoTrainer, RolloutSource, Sequence};
 
@@ -124,7 +124,13 @@ fn multi_turn_sequences_are_exactly_what_the_policy_sampled_from() {
     let model = src.policy().model();
     for (ep, seq) in &eps {
         let batch = ScoreBatch::new(&[&seq.prompt], &[&seq.completion], model.device()).unwrap();
-        let lp: Vec<f32> = score(model, &batch, 1.0, 64).unwrap().logprobs.squeeze(0).unwrap().to_vec1().unwrap();
+        let lp: Vec<f32> = score(model, &batch, 1.0, 64, Activations::None, &|_| {})
+            .unwrap()
+            .logprobs
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let sampled: Vec<f32> = ep.steps.iter().flat_map(|s| s.logprobs.clone().unwrap()).collect();
         let trained: Vec<f32> = lp.iter().zip(&seq.loss_mask).filter(|(_, m)| **m).map(|(l, _)| *l).collect();
         assert_eq!(sampled.len(), trained.len());
@@ -368,7 +374,8 @@ fn the_trainer_trains_on_policy_tokens_only() {
             let comps: Vec<&[u32]> = batch.iter().map(|s| s.completion.as_slice()).collect();
             let sb = ScoreBatch::new(&prompts, &comps, t.model().device()).unwrap();
             let fresh = TinyModelSpec::default().build(3, &Device::Cpu).unwrap();
-            let e0: Vec<Vec<f32>> = score(&fresh, &sb, 1.0, 64).unwrap().entropy.to_vec2().unwrap();
+            let e0: Vec<Vec<f32>> =
+                score(&fresh, &sb, 1.0, 64, Activations::None, &|_| {}).unwrap().entropy.to_vec2().unwrap();
             let masked = |e: &[Vec<f32>]| -> f64 {
                 let p = pad(&masks);
                 let s: f64 =

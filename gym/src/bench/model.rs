@@ -54,6 +54,14 @@ pub struct ModelBenchArgs {
     /// Completions per scoring micro-batch for `grpo` (0 = the whole group).
     #[arg(long, default_value_t = 0)]
     pub micro_batch: usize,
+    /// `grpo`: recompute each decoder block in the backward pass instead
+    /// of keeping its activations (TRL's default, as here).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub gradient_checkpointing: bool,
+    /// `gen`: attach LoRA adapters of rank `--lora-r` while sampling (as
+    /// the GRPO step samples).
+    #[arg(long)]
+    pub gen_lora: bool,
 }
 
 /// Config of a named shape or a `config.json` path.
@@ -132,11 +140,20 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
     let dtype = default_dtype(&device);
     anyhow::ensure!(a.reps > 0 && a.group > 0 && a.new_tokens > 0 && a.prompt_len > 0, "sizes must be positive");
     let t0 = Instant::now();
-    let model = CausalLm::random_with_dtype(&cfg, RandomInit::default(), &device, dtype)?;
+    let mut model = CausalLm::random_with_dtype(&cfg, RandomInit::default(), &device, dtype)?;
+    // `gen --gen-lora`: sample with (zero-initialised) LoRA adapters
+    // attached, as the GRPO step does.
+    let _lora = if a.what == "gen" && a.gen_lora {
+        let lc = trainers::LoraConfig { r: a.lora_r, lora_alpha: 2.0 * a.lora_r as f64, ..Default::default() };
+        Some(trainers::Lora::attach(&mut model, &lc, 0)?)
+    } else {
+        None
+    };
+    let model = model;
     sync(&model)?;
     let load_s = t0.elapsed().as_secs_f64();
     let dev_name = policies::llm::device::device_name(&device);
-    let head = serde_json::json!({"shape": a.shape, "device": dev_name, "dtype": format!("{dtype:?}"),
+    let head = serde_json::json!({"shape": a.shape, "device": dev_name, "dtype": format!("{dtype:?}"), "gen_lora": a.gen_lora,
         "prompt_len": a.prompt_len, "new_tokens": a.new_tokens, "group": a.group, "init_seconds": load_s});
     let report = match a.what.as_str() {
         "gen" => {
@@ -181,6 +198,7 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
                 lora_alpha: 2.0 * a.lora_r as f64,
                 temperature: 1.0,
                 seed: 0,
+                gradient_checkpointing: a.gradient_checkpointing,
                 ..GrpoConfig::default()
             };
             let mut trainer = GrpoTrainer::new(model, gc)?;
@@ -197,7 +215,8 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
                 }
             }
             serde_json::json!({"what": "grpo", "step_seconds": median(steps.clone()), "steps": steps,
-                "generation_seconds": median(gen), "lora_r": a.lora_r, "micro_batch": mb})
+                "generation_seconds": median(gen), "lora_r": a.lora_r, "micro_batch": mb,
+                "gradient_checkpointing": a.gradient_checkpointing})
         }
         other => bail!("unknown --what `{other}`; expected gen or grpo"),
     };

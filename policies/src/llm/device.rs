@@ -73,6 +73,30 @@ pub fn device_name(device: &Device) -> String {
     }
 }
 
+/// GPU memory in use on `device`'s card (whole card, every process), in
+/// bytes, after waiting for queued work; `None` on the CPU.
+pub fn gpu_memory_used(device: &Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        device.synchronize().ok()?;
+        let (free, total) = candle_core::cuda_backend::cudarc::driver::result::mem_get_info().ok()?;
+        return Some((total - free) as u64);
+    }
+    let _ = device;
+    None
+}
+
+/// With `GYM_MEM_TRACE=1`, prints `label` and the GPU memory in use to
+/// stderr (a diagnostic for memory peaks; synchronises the device).
+pub fn mem_trace(device: &Device, label: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("GYM_MEM_TRACE").is_some()) {
+        if let Some(b) = gpu_memory_used(device) {
+            eprintln!("mem {label}: {} MiB", b >> 20);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

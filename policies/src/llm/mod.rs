@@ -30,7 +30,7 @@ pub use config::{Arch, ModelConfig};
 pub use device::{default_device, default_dtype, parse_device};
 pub use error::LlmError;
 pub use files::{looks_like_model, ModelFiles, PRESETS};
-pub use model::{CausalLm, KvCache};
+pub use model::{Activations, CausalLm, Checkpoints, KvCache};
 pub use nn::{Linear, LinearAdapter, LinearKind};
 pub use policy::{GenerationConfig, LlmPolicy};
 pub use random::{random_weights, RandomInit};
