@@ -49,6 +49,10 @@ pub struct ChatArgs {
     /// API root for `openai:` models (default: OPENAI_BASE_URL; key from OPENAI_API_KEY).
     #[arg(long)]
     pub base_url: Option<String>,
+    /// Where a local model runs: `auto` (a CUDA GPU when built with `cuda`
+    /// and one answers, else the CPU), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
 }
 
 /// A reply split into what is shown as the answer and the reasoning before it.
@@ -106,6 +110,7 @@ impl Chat {
     pub fn open(
         policy: &str,
         base_url: Option<String>,
+        device: &str,
         system: Option<String>,
         sampling: ChatSampling,
     ) -> anyhow::Result<Self> {
@@ -121,7 +126,8 @@ impl Chat {
                     presets.join(", ")
                 );
             }
-            let p = LlmPolicy::load(model).with_context(|| format!("cannot load model `{model}`"))?;
+            let device = policies::llm::parse_device(device)?;
+            let p = LlmPolicy::load_on(model, &device).with_context(|| format!("cannot load model `{model}`"))?;
             Backend::Local(Box::new(p))
         };
         let mut chat = Self { backend, system, history: Vec::new(), turn: 0, sampling };
@@ -293,7 +299,7 @@ pub fn chat_loop(
 pub fn chat(a: ChatArgs) -> anyhow::Result<()> {
     let sampling =
         ChatSampling { temperature: a.temperature, top_p: a.top_p, max_new_tokens: a.max_new_tokens, seed: a.seed };
-    let mut chat = Chat::open(&a.policy, a.base_url, a.system, sampling)?;
+    let mut chat = Chat::open(&a.policy, a.base_url, &a.device, a.system, sampling)?;
     let interactive = std::io::stdin().is_terminal();
     let style = Style { terminal: std::io::stdout().is_terminal(), show_reasoning: a.show_reasoning };
     let mut notes = std::io::stderr();

@@ -91,6 +91,8 @@ fn chat_prints_the_library_replies_and_resets() {
         "12",
         "--seed",
         "5",
+        "--device",
+        "cpu",
     ];
     // Two turns, a reset, the first turn again (same reply), then /exit
     // ends the chat before the last line.
@@ -115,6 +117,10 @@ fn chat_rejects_what_is_not_a_model() {
     let (ok, _, err) = gym_with_input(&["chat", "--policy", &missing], "hi\n");
     assert!(!ok);
     assert!(err.contains("no-such-model") && !err.contains("panicked"), "{err}");
+    let tiny = fixture("tiny-qwen2").display().to_string();
+    let (ok, _, err) = gym_with_input(&["chat", "--policy", &tiny, "--device", "tpu"], "hi\n");
+    assert!(!ok);
+    assert!(err.contains("unknown device `tpu`") && err.contains("cuda:N"), "{err}");
 }
 
 #[test]
