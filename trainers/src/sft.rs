@@ -412,11 +412,13 @@ impl SftTrainer {
             correct += (hit * (&w * n_tokens as f64)?)?.sum_all()?.to_scalar::<f32>()? as f64;
             if grad {
                 let store = part.backward()?;
+                // Detached: candle's gradients reference the graph they came
+                // from, which would otherwise stay alive across length groups.
                 for (slot, v) in grads.iter_mut().zip(&self.vars) {
                     if let Some(g) = store.get(v.as_tensor()) {
                         *slot = Some(match slot.take() {
-                            Some(acc) => (acc + g)?,
-                            None => g.clone(),
+                            Some(acc) => (acc + g)?.detach(),
+                            None => g.detach(),
                         });
                     }
                 }
