@@ -206,6 +206,16 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The live progress line of a training run (hidden with `--quiet`).
+fn progress_bar(quiet: bool, steps: usize) -> indicatif::ProgressBar {
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(steps as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{pos}/{len} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// `gym train --sft`.
 pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
     use policies::llm::{ModelConfig, ModelFiles, RandomInit};
@@ -268,12 +278,7 @@ pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics =
         std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?;
-    let bar =
-        if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.max_steps as u64) };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{pos}/{len} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(a.quiet, cfg.max_steps);
     while trainer.step() < cfg.max_steps {
         let m = trainer.train_step()?;
         writeln!(metrics, "{}", serde_json::to_string(&m)?)?;
@@ -364,12 +369,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         .open(&metrics_path)
         .with_context(|| format!("cannot open {}", metrics_path.display()))?;
 
-    let bar =
-        if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.max_steps as u64) };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{pos}/{len} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(a.quiet, cfg.max_steps);
     bar.set_position(trainer.step() as u64);
     while trainer.step() < cfg.max_steps {
         let m = trainer.train_step(source.as_mut())?;

@@ -262,9 +262,9 @@ impl GrpoTrainer {
         let seed = derive_seed(cfg.seed, 1_000_000 + self.generations as u64);
         let t0 = Instant::now();
         self.lora.set_training(false);
-        policies::llm::device::mem_trace(self.model.device(), "before generation");
+        policies::llm::device::mem_trace(self.model.device(), format_args!("before generation"));
         let mut seqs = source.generate(&self.model, prompts, g, &self.sampling(), seed)?;
-        policies::llm::device::mem_trace(self.model.device(), "generated");
+        policies::llm::device::mem_trace(self.model.device(), format_args!("generated"));
         if seqs.len() != prompts * g {
             return Err(TrainError::Rollout(format!("expected {} completions, got {}", prompts * g, seqs.len())));
         }
@@ -388,10 +388,9 @@ impl GrpoTrainer {
             if sub_tokens == 0 {
                 continue;
             }
+            // Dropout is reseeded before every block from the sub-batch seed,
+            // so a recomputed block replays its masks in the backward pass.
             let dropout_seed = derive_seed(self.cfg.seed, (self.micro as u64) << 20 | idx[0] as u64);
-            self.lora.reseed_dropout(dropout_seed);
-            // With recomputation each block's dropout masks must replay in
-            // the backward pass: reseed per block from the sub-batch seed.
             let keep = if self.cfg.gradient_checkpointing { Activations::Recompute } else { Activations::Graph };
             let per_block = |i: usize| self.lora.reseed_dropout(derive_seed(dropout_seed, i as u64 + 1));
             let batch = ScoreBatch::new(
@@ -421,9 +420,9 @@ impl GrpoTrainer {
                 DType::F32,
                 dev,
             )?;
-            policies::llm::device::mem_trace(dev, "before scoring");
+            policies::llm::device::mem_trace(dev, format_args!("before scoring"));
             let scored = score(&self.model, &batch, self.cfg.temperature, self.cfg.logit_chunk_rows, keep, &per_block)?;
-            policies::llm::device::mem_trace(dev, "scored");
+            policies::llm::device::mem_trace(dev, format_args!("scored"));
             let lp = Var::from_tensor(&scored.logprobs)?;
             let out = grpo_loss(lp.as_tensor(), &inputs, &cfg)?;
             st.loss += out.loss.to_scalar::<f32>()? as f64;
@@ -441,7 +440,7 @@ impl GrpoTrainer {
             if g_lp.abs()?.sum_all()?.to_scalar::<f32>()? == 0.0 {
                 continue; // e.g. every advantage 0 and beta 0: nothing to backpropagate
             }
-            policies::llm::device::mem_trace(dev, "loss differentiated");
+            policies::llm::device::mem_trace(dev, format_args!("loss differentiated"));
             let store = backward(
                 &self.model,
                 &batch,

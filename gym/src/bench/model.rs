@@ -149,7 +149,6 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let model = model;
     sync(&model)?;
     let load_s = t0.elapsed().as_secs_f64();
     let dev_name = policies::llm::device::device_name(&device);

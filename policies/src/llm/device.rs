@@ -87,8 +87,9 @@ pub fn gpu_memory_used(device: &Device) -> Option<u64> {
 }
 
 /// With `GYM_MEM_TRACE=1`, prints `label` and the GPU memory in use to
-/// stderr (a diagnostic for memory peaks; synchronises the device).
-pub fn mem_trace(device: &Device, label: &str) {
+/// stderr (a diagnostic for memory peaks; synchronises the device). The
+/// label is formatted only when tracing is on.
+pub fn mem_trace(device: &Device, label: std::fmt::Arguments<'_>) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("GYM_MEM_TRACE").is_some()) {
         if let Some(b) = gpu_memory_used(device) {

@@ -356,13 +356,22 @@ struct Block {
 }
 
 impl Block {
-    /// The training/scoring forward of one block (no KV cache).
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let a = self.attn.forward(&self.input_norm.forward(x)?, cos, sin, 0, None)?;
+    /// One block. With a KV cache slot this is the sampling path (positions
+    /// continue from `offset`); without, the training/scoring forward.
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        offset: usize,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let sampling = cache.is_some();
+        let a = self.attn.forward(&self.input_norm.forward(x)?, cos, sin, offset, cache)?;
         let x = (x + a)?;
         let h = self.post_norm.forward(&x)?;
         let m = match &self.mlp {
-            Mlp::Dense(d) => d.forward(&h, false)?,
+            Mlp::Dense(d) => d.forward(&h, sampling)?,
             Mlp::Moe(moe) => moe.forward(&h)?,
         };
         x + m
@@ -462,30 +471,33 @@ impl CausalLm {
         KvCache { layers: vec![None; self.blocks.len()], len: 0 }
     }
 
+    /// Embeddings `[b, t, hidden]` of `ids [b, t]`.
+    fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))
+    }
+
+    /// RoPE tables for positions `offset..offset + t`, in `dtype`.
+    fn rope_tables(&self, offset: usize, t: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let (cos, sin) = self.rope.tables(offset, t, &self.device)?;
+        Ok((cos.to_dtype(dtype)?, sin.to_dtype(dtype)?))
+    }
+
     /// Final-norm hidden states `[b, t, hidden]` for `ids [b, t]`, appending
     /// to `cache` when given (positions continue from its length).
     pub fn hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let sampling = cache.is_some();
+        let t = ids.dim(1)?;
         let offset = cache.as_ref().map_or(0, |c| c.len);
         if let Some(c) = cache.as_mut() {
             if c.layers.len() != self.blocks.len() {
                 c.layers = vec![None; self.blocks.len()];
             }
         }
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
-        let (cos, sin) = self.rope.tables(offset, t, &self.device)?;
-        let (cos, sin) = (cos.to_dtype(x.dtype())?, sin.to_dtype(x.dtype())?);
+        let mut x = self.embed_ids(ids)?;
+        let (cos, sin) = self.rope_tables(offset, t, x.dtype())?;
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
-            let a = block.attn.forward(&block.input_norm.forward(&x)?, &cos, &sin, offset, slot)?;
-            x = (x + a)?;
-            let h = block.post_norm.forward(&x)?;
-            let m = match &block.mlp {
-                Mlp::Dense(d) => d.forward(&h, sampling)?,
-                Mlp::Moe(moe) => moe.forward(&h)?,
-            };
-            x = (x + m)?;
+            x = block.forward(&x, &cos, &sin, offset, slot)?;
         }
         if let Some(c) = cache {
             c.len += t;
@@ -507,12 +519,10 @@ impl CausalLm {
         keep: Activations,
         before_block: &dyn Fn(usize),
     ) -> Result<(Tensor, Option<Checkpoints>)> {
-        let (b, t) = ids.dims2()?;
         let graph = keep == Activations::Graph;
         let cut = |x: Tensor| if graph { x } else { x.detach() };
-        let mut x = cut(self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?);
-        let (cos, sin) = self.rope.tables(0, t, &self.device)?;
-        let (cos, sin) = (cos.to_dtype(x.dtype())?, sin.to_dtype(x.dtype())?);
+        let mut x = cut(self.embed_ids(ids)?);
+        let (cos, sin) = self.rope_tables(0, ids.dim(1)?, x.dtype())?;
         let keep_inputs = keep == Activations::Recompute;
         let mut inputs = Vec::with_capacity(if keep_inputs { self.blocks.len() } else { 0 });
         for (i, block) in self.blocks.iter().enumerate() {
@@ -520,7 +530,7 @@ impl CausalLm {
             if keep_inputs {
                 inputs.push(x.clone());
             }
-            x = cut(block.forward(&x, &cos, &sin)?);
+            x = cut(block.forward(&x, &cos, &sin, 0, None)?);
         }
         let h = cut(self.norm.forward(&x)?);
         let ck = keep_inputs.then(|| Checkpoints { ids: ids.clone(), inputs, last: x, cos, sin });
@@ -571,17 +581,16 @@ impl CausalLm {
         for (i, block) in self.blocks.iter().enumerate().rev() {
             before_block(i);
             let xin = Var::from_tensor(&ck.inputs[i])?;
-            let out = block.forward(xin.as_tensor(), &ck.cos, &ck.sin)?;
-            super::device::mem_trace(&self.device, &format!("block {i} recomputed"));
+            let out = block.forward(xin.as_tensor(), &ck.cos, &ck.sin, 0, None)?;
+            super::device::mem_trace(&self.device, format_args!("block {i} recomputed"));
             let surrogate = (out * &g)?.sum_all()?;
             let mut part = surrogate.backward()?;
-            super::device::mem_trace(&self.device, &format!("block {i} backward"));
+            super::device::mem_trace(&self.device, format_args!("block {i} backward"));
             g = part.remove(xin.as_tensor()).ok_or_else(missing)?.detach();
             keep(&surrogate, part)?;
         }
         if self.embed.is_variable() {
-            let (b, t) = ck.ids.dims2()?;
-            let e = self.embed.index_select(&ck.ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+            let e = self.embed_ids(&ck.ids)?;
             let surrogate = (e * &g)?.sum_all()?;
             let part = surrogate.backward()?;
             keep(&surrogate, part)?;
