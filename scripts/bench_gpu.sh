@@ -8,6 +8,8 @@
 #   scripts/bench_gpu.sh gen  qwen2.5-0.5b     # generation tokens/s vs transformers
 #   scripts/bench_gpu.sh grpo qwen2.5-0.5b     # GRPO step vs TRL (GC_OFF=1: also without recomputation)
 #   scripts/bench_gpu.sh toy-cpu               # GRPO step on the CPU, toy config, vs TRL
+#                                              # (GYM=target/release/gym: a CPU-only build will do;
+#                                              #  SIDE=gym|trl: one side only; STEPS: gym's steps)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -52,19 +54,21 @@ case $what in
       --group "$G" --lora-r "$R" --micro-batch "$MB" --steps "$REPS"
     ;;
   toy-cpu)
+    # SIDE=gym|trl|both (default both).
     out=$(mktemp -d)
-    python3 - "$out" <<'PY'
-import json, resource, statistics, subprocess, sys
+    [ "${SIDE:-both}" = trl ] || python3 - "$out" <<'PY'
+import json, os, resource, statistics, subprocess, sys
 out = sys.argv[1]
-subprocess.run(["dist/gym-cuda", "train", "toy:count_a", "--device", "cpu", "--config", "trainers/configs/toy_l5.toml",
-                "--max-steps", "7", "--output-dir", out, "--quiet"], check=True)
+subprocess.run([os.environ.get("GYM", "dist/gym-cuda"), "train", "toy:count_a", "--device", "cpu", "--config", "trainers/configs/toy_l5.toml",
+                "--max-steps", os.environ.get("STEPS", "7"), "--output-dir", out, "--quiet"], check=True)
 ls = [json.loads(l) for l in open(f"{out}/metrics.jsonl")]
 t = [l["step_time"] for l in ls[1:]]
-print(json.dumps({"side": "gym", "shape": "toy", "device": "cpu", "step_seconds": statistics.median(t), "steps": t,
+print(json.dumps({"side": "gym", "shape": "toy", "device": "cpu", "rayon_threads": os.environ.get("RAYON_NUM_THREADS", "default"),
+                  "heap_tuning": "GLIBC_TUNABLES" not in os.environ, "step_seconds": statistics.median(t), "steps": t,
                   "rewards": [l["reward"] for l in ls],
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 PY
-    python3 trainers/benches/trl_grpo.py --shape toy --device cpu --steps 6
+    [ "${SIDE:-both}" = gym ] || python3 trainers/benches/trl_grpo.py --shape toy --device cpu --steps 6
     ;;
   *) echo "unknown benchmark $what (gen, grpo, toy-cpu)" >&2; exit 2 ;;
 esac

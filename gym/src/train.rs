@@ -216,6 +216,21 @@ fn progress_bar(quiet: bool, steps: usize) -> indicatif::ProgressBar {
     bar
 }
 
+/// Caps candle's CPU threads for a small model (see
+/// [`policies::llm::device::cpu_threads_for`]) unless `RAYON_NUM_THREADS`
+/// is set. Called before any tensor work, while this is the only thread.
+fn cap_cpu_threads(hidden_size: usize, device: &candle_core::Device) {
+    if !device.is_cpu() || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = policies::llm::device::cpu_threads_for(hidden_size, cores);
+    if n < cores {
+        // candle reads RAYON_NUM_THREADS on every op; rayon's pool at its start.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 /// `gym train --sft`.
 pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
     use policies::llm::{ModelConfig, ModelFiles, RandomInit};
@@ -260,6 +275,7 @@ pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
         ..SftConfig::default()
     };
     let mcfg = ModelConfig::from_json(&serde_json::from_str(&std::fs::read_to_string(&files.config)?)?)?;
+    cap_cpu_threads(mcfg.hidden_size, &device);
     let (model, varmap) = if full {
         let tensors = if a.from_scratch {
             let init = RandomInit { std: 0.02, embed_std: 0.02, seed: cfg.seed };
@@ -327,6 +343,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             bail!("toy tasks train their own random model (--model tiny)");
         }
         let spec = TinyModelSpec::default();
+        cap_cpu_threads(spec.hidden, &device);
         let base_dir = out.join("base-model");
         spec.save(cfg.seed, &base_dir)?;
         let model = spec.build(cfg.seed, &device)?;
@@ -339,6 +356,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         let maker = reg.maker(&a.target, &options)?;
         let name = a.model.clone().context("--model is required for env training (a local HF model)")?;
         let mut policy = LlmPolicy::load_on(&name, &device).with_context(|| format!("cannot load model `{name}`"))?;
+        cap_cpu_threads(policy.model().config().hidden_size, &device);
         let lora = Lora::attach(policy.model_mut(), &cfg.lora(), envs::policy::derive_seed(cfg.seed, 0x10a))?;
         let trainer = GrpoTrainer::with_lora(policy.model().clone(), lora, cfg.clone())?;
         let source = EnvSource::new(&a.target, options.to_map(), maker, policy)

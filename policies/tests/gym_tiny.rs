@@ -34,10 +34,11 @@ fn gym_tiny_beats_an_untrained_model_of_its_shape_on_held_out_seeds() {
     let t = mean_reward(trained.as_ref(), seed, 4);
     let r = mean_reward(&random, seed, 4);
     // An untrained model writes no fenced program (−1 − 5 = −6); gym-tiny
-    // writes programs, about half of which compile and beat random play
-    // (≈ −2.1 on these seeds; see BENCHMARKS.md for 32 held-out seeds).
+    // (SFT + GRPO) writes programs that mostly compile and beat random play
+    // (+1.14 on these seeds; +1.12 over 256 held-out seeds in BENCHMARKS.md).
     assert!(r <= -5.0, "untrained model scored {r}");
-    assert!(t > r + 2.5, "gym-tiny {t} vs untrained {r}");
+    assert!(t > 0.0, "gym-tiny scored {t}: no better than random play");
+    assert!(t > r + 5.0, "gym-tiny {t} vs untrained {r}");
 }
 
 #[test]

@@ -118,3 +118,42 @@ mod tests {
         assert!(default_device().is_cpu());
     }
 }
+
+/// Hidden sizes up to this count as *small* for [`cpu_threads_for`].
+pub const SMALL_HIDDEN: usize = 256;
+/// CPU threads a small model's ops use by default.
+pub const SMALL_MODEL_THREADS: usize = 1;
+
+/// How many CPU threads candle's ops should use for a model of
+/// `hidden_size` on a machine with `cores` cores.
+///
+/// A small model's matrices (hidden ≤ [`SMALL_HIDDEN`]) take microseconds
+/// per op, about what handing them to other threads costs, and a thread
+/// that waits for a busy core stalls every op. Measured on the toy GRPO
+/// step (BENCHMARKS.md): on an idle 16-core CPU 1 thread is as fast as 4
+/// and faster than 16 (0.048–0.060 s, 0.057 s, 0.072 s); on 2 cores shared
+/// with another job, 1 thread took 0.058 s and 2 threads 0.42 s. Larger
+/// models use every core. Parallel rollouts (`--rollout-threads`) still
+/// use several cores for a small model.
+pub fn cpu_threads_for(hidden_size: usize, cores: usize) -> usize {
+    let cores = cores.max(1);
+    if hidden_size <= SMALL_HIDDEN {
+        cores.min(SMALL_MODEL_THREADS)
+    } else {
+        cores
+    }
+}
+
+#[cfg(test)]
+mod thread_tests {
+    use super::*;
+
+    #[test]
+    fn small_models_use_few_threads_and_large_ones_every_core() {
+        assert_eq!(cpu_threads_for(64, 16), 1);
+        assert_eq!(cpu_threads_for(128, 2), 1);
+        assert_eq!(cpu_threads_for(256, 1), 1);
+        assert_eq!(cpu_threads_for(896, 16), 16);
+        assert_eq!(cpu_threads_for(64, 0), 1);
+    }
+}
