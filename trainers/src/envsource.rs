@@ -225,15 +225,19 @@ impl RolloutSource for EnvSource {
 
     fn generate(
         &mut self,
-        _model: &CausalLm,
+        model: &CausalLm,
         prompts: usize,
         group: usize,
         sampling: &SampleOptions,
         seed: u64,
     ) -> Result<Vec<Sequence>> {
+        // Sample with the model the trainer hands over (its own, or a copy
+        // with the adapters merged in), then put the policy's back.
+        let own = std::mem::replace(self.policy.model_mut(), model.clone());
         // Env seeds seed..seed+prompts: keep them in a readable range.
-        let eps = self.episodes(prompts * group, group, sampling, seed % 1_000_000_007)?;
-        Ok(eps.into_iter().map(|(_, s)| s).collect())
+        let eps = self.episodes(prompts * group, group, sampling, seed % 1_000_000_007);
+        *self.policy.model_mut() = own;
+        Ok(eps?.into_iter().map(|(_, s)| s).collect())
     }
 }
 

@@ -70,8 +70,8 @@ pub trait RolloutSource {
     }
 
     /// Samples `prompts` prompts and `group` completions of each with
-    /// `model` (adapters on), consecutive by group, deterministically for
-    /// `seed`.
+    /// `model` (the policy being trained: adapters on, or merged into the
+    /// weights), consecutive by group, deterministically for `seed`.
     fn generate(
         &mut self,
         model: &CausalLm,
@@ -263,7 +263,11 @@ impl GrpoTrainer {
         let t0 = Instant::now();
         self.lora.set_training(false);
         policies::llm::device::mem_trace(self.model.device(), format_args!("before generation"));
-        let mut seqs = source.generate(&self.model, prompts, g, &self.sampling(), seed)?;
+        // Sampling needs no gradient: on the CPU in f32 it runs on a copy
+        // with the adapters merged in (see `Lora::merged_copy`).
+        let merged = self.lora.merged_copy(&self.model)?;
+        let mut seqs = source.generate(merged.as_ref().unwrap_or(&self.model), prompts, g, &self.sampling(), seed)?;
+        drop(merged);
         policies::llm::device::mem_trace(self.model.device(), format_args!("generated"));
         if seqs.len() != prompts * g {
             return Err(TrainError::Rollout(format!("expected {} completions, got {}", prompts * g, seqs.len())));

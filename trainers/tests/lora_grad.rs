@@ -183,6 +183,32 @@ fn disabling_adapters_gives_the_base_model() {
 }
 
 #[test]
+fn merged_copy_samples_like_the_adapted_model_and_leaves_it_alone() {
+    let dev = Device::Cpu;
+    let mut model = TinyModelSpec::default().build(4, &dev).unwrap();
+    let lora = Lora::attach(&mut model, &LoraConfig { r: 4, ..LoraConfig::default() }, 5).unwrap();
+    perturb_b(&lora, 7);
+    let ids = Tensor::new(&[[BOS, 5, 6, 15, 17]], &dev).unwrap();
+    let adapted = model.forward(&ids, None).unwrap();
+    let merged = lora.merged_copy(&model).unwrap().expect("f32 on the CPU merges");
+    assert!(merged.linears().iter().all(|l| l.adapter().is_none()), "the copy carries no adapters");
+    assert!(model.linears().iter().all(|l| l.adapter().is_some()), "the original keeps its adapters");
+    let m = merged.forward(&ids, None).unwrap();
+    let d = (&m - &adapted).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(d < 1e-4, "merged copy differs from the adapted model by {d}");
+    // The adapters matter here, so agreement is not trivial.
+    let base = {
+        let _off = lora.disabled();
+        model.forward(&ids, None).unwrap()
+    };
+    let shift = (&base - &adapted).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(shift > 1e-3, "adapters moved the logits by only {shift}");
+    // Disabled adapters: nothing to merge (sampling then uses the model as it is).
+    let _off = lora.disabled();
+    assert!(lora.merged_copy(&model).unwrap().is_none());
+}
+
+#[test]
 fn peft_export_round_trips_with_peft_names() {
     let dev = Device::Cpu;
     let mut model = TinyModelSpec::default().build(7, &dev).unwrap();

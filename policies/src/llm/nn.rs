@@ -122,6 +122,16 @@ impl Linear {
         (d[1], d[0])
     }
 
+    /// Replaces the weight by one of the same shape (e.g. with an adapter
+    /// merged in).
+    pub fn set_weight(&mut self, weight: Tensor) -> Result<()> {
+        if weight.dims() != self.weight.dims() {
+            candle_core::bail!("{}: new weight {:?}, expected {:?}", self.name, weight.dims(), self.weight.dims());
+        }
+        self.weight = weight;
+        Ok(())
+    }
+
     /// Attaches (or with `None` removes) an adapter.
     pub fn set_adapter(&mut self, adapter: Option<Arc<dyn LinearAdapter>>) {
         self.adapter = adapter;
