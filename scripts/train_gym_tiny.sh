@@ -10,7 +10,7 @@
 #      difference per episode and its 95 % bootstrap interval
 #      (scripts/gym_tiny_curves.py).
 # Usage: scripts/train_gym_tiny.sh            (from a clean checkout; CPU only;
-#        about 25 min on 2 cores: SFT 7 min, GRPO 0.15 min/step, evals 1 min)
+#        25–35 min on 2 cores: SFT 7–18 min, GRPO 80 × 7 s, evals 1 min)
 # Env:   OUT (runs/gym-tiny), PROFILE (release|dev, default release), INSTALL
 #        (1 = copy the result into policies/assets/gym-tiny), THREADS (rollout
 #        and candle threads, default: cores, at most 8), and the sizes below.
