@@ -94,51 +94,34 @@ pub fn process_heap_bytes() -> i64 {
     }
 }
 
-/// Heap settings for tensor work: [`tune_heap_for_tensors`].
-pub const TENSOR_HEAP: HeapTuning =
-    HeapTuning { mmap_threshold: 32 << 20, trim_threshold: 64 << 20, top_pad: 16 << 20 };
-
-/// glibc `mallopt` settings (bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeapTuning {
-    /// Blocks at least this large get their own `mmap` (glibc default 128 KiB, adaptive).
-    pub mmap_threshold: usize,
-    /// Free memory at the heap top beyond this is given back to the kernel.
-    pub trim_threshold: usize,
-    /// Extra bytes requested whenever the heap grows.
-    pub top_pad: usize,
-}
-
 /// Keeps freed tensor buffers in the process heap instead of handing them
 /// back to the kernel after every op.
 ///
 /// candle allocates a fresh buffer for every op's output. With glibc's
 /// defaults, buffers of a few hundred KiB are `mmap`ed and `munmap`ed each
 /// time, so every op pays page faults and the kernel's page zeroing (about
-/// a fifth of a CPU GRPO step on the toy model, measured with `perf`). With
-/// [`TENSOR_HEAP`], blocks under 32 MiB come from the heap and are reused,
-/// and at most 64 MiB of free memory stays mapped. Process-wide, so the
+/// a fifth of a CPU GRPO step on the toy model, measured with `perf`). Here
+/// blocks under 32 MiB come from the heap and are reused, at most 64 MiB of
+/// free memory stays mapped, and the heap grows 16 MiB at a time. Process-wide, so the
 /// binary calls it once at start (`gym` does, as do the trainer benches);
 /// `GLIBC_TUNABLES` set by the user wins. Returns whether the settings were
 /// applied (false off glibc, or when the user set `GLIBC_TUNABLES`).
-pub fn tune_heap_for_tensors(t: HeapTuning) -> bool {
+pub fn tune_heap_for_tensors() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         if std::env::var_os("GLIBC_TUNABLES").is_some() {
             return false;
         }
-        let clamp = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
         // SAFETY: mallopt only changes allocator parameters; any value is
         // accepted or rejected (returning 0) by glibc.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, clamp(t.mmap_threshold)) == 1
-                && libc::mallopt(libc::M_TRIM_THRESHOLD, clamp(t.trim_threshold)) == 1
-                && libc::mallopt(libc::M_TOP_PAD, clamp(t.top_pad)) == 1
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20) == 1
+                && libc::mallopt(libc::M_TOP_PAD, 16 << 20) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
-        let _ = t;
         false
     }
 }
@@ -149,7 +132,7 @@ mod tests {
 
     #[test]
     fn heap_tuning_applies_on_glibc_and_keeps_allocations_working() {
-        let applied = tune_heap_for_tensors(TENSOR_HEAP);
+        let applied = tune_heap_for_tensors();
         if cfg!(all(target_os = "linux", target_env = "gnu")) && std::env::var_os("GLIBC_TUNABLES").is_none() {
             assert!(applied, "mallopt refused the tensor heap settings");
         }

@@ -13,7 +13,7 @@ use trainers::sft::{text_example, SftConfig, SftTrainer, SftWeights};
 
 fn bench(c: &mut Criterion) {
     // As the `gym` binary does at start.
-    sandbox::alloc::tune_heap_for_tensors(sandbox::alloc::TENSOR_HEAP);
+    sandbox::alloc::tune_heap_for_tensors();
     let policy = LlmPolicy::load_on("gym-tiny", &Device::Cpu).expect("gym-tiny");
     let examples = (0..64)
         .map(|seed| {

@@ -125,6 +125,12 @@ impl LoraLayer {
         &self.b
     }
 
+    /// The adapter's weight update `scale·B·A` (`[out, in]`, f32), what
+    /// merging adds to the base weight.
+    pub fn delta(&self) -> candle_core::Result<Tensor> {
+        self.b.as_tensor().matmul(self.a.as_tensor())? * self.scale
+    }
+
     fn dropout(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let p = self.shared.dropout;
         if p <= 0.0 || !self.shared.training.load(Ordering::Relaxed) {
@@ -265,8 +271,7 @@ impl Lora {
             if w.dtype() != DType::F32 || !w.device().is_cpu() {
                 return Ok(None);
             }
-            let delta = (layer.b.as_tensor().matmul(layer.a.as_tensor())? * layer.scale)?;
-            let new = (w + delta)?.detach();
+            let new = (w + layer.delta()?)?.detach();
             lin.set_weight(new)?;
             lin.set_adapter(None);
             merged += 1;

@@ -511,12 +511,10 @@ pub fn load_weights(files: &ModelFiles) -> Result<HashMap<String, Tensor>> {
 /// Adds `scale·B·A` of every adapter of `lora` to its base weight in
 /// `tensors` (HF names), so the adapters can be dropped.
 pub fn merge_lora(lora: &Lora, tensors: &mut HashMap<String, Tensor>) -> Result<()> {
-    let scale = lora.config().scaling();
     for l in lora.layers() {
         let key = format!("{}.weight", l.name());
         let w = tensors.get(&key).ok_or_else(|| TrainError::Config(format!("base weights lack `{key}`")))?;
-        let delta = (l.b().as_tensor().matmul(l.a().as_tensor())? * scale)?;
-        let merged = (w.to_dtype(DType::F32)? + delta.to_device(w.device())?)?.to_dtype(w.dtype())?;
+        let merged = (w.to_dtype(DType::F32)? + l.delta()?.to_device(w.device())?)?.to_dtype(w.dtype())?;
         tensors.insert(key, merged);
     }
     Ok(())
