@@ -4,7 +4,7 @@
 
 use crate::env::EnvError;
 use crate::policy::derive_seed;
-use crate::registry::EnvMaker;
+use crate::registry::{EnvMaker, OptionKind, Registry};
 use crate::types::{Action, Observation, Step};
 
 /// A violated contract clause.
@@ -54,7 +54,8 @@ fn run(maker: &EnvMaker, seed: u64, max_steps: usize) -> Result<(Observation, Ve
 /// * rewards are finite, `reward == info.total()`, observations have
 ///   messages with a system prompt;
 /// * episodes end within `max_steps` and `step` afterwards is an error;
-/// * malformed and empty replies are steps with a reason, not errors.
+/// * malformed and empty replies are steps, not errors, and an empty reply's
+///   step info carries a `reason`.
 pub fn check_env(maker: &EnvMaker, max_steps: usize) -> Result<(), CheckError> {
     let mut env = maker();
     match env.step(&Action::text("")) {
@@ -95,6 +96,16 @@ pub fn check_env(maker: &EnvMaker, max_steps: usize) -> Result<(), CheckError> {
     if firsts.windows(2).all(|w| w[0] == w[1]) {
         return fail("every seed gave the same first observation");
     }
+    // An empty reply is never a legal action: it is a step (not an error)
+    // whose info says why it was penalised.
+    for &seed in &seeds {
+        let mut env = maker();
+        env.reset(seed).map_err(|e| CheckError(format!("reset({seed}) failed: {e}")))?;
+        let s = env.step(&Action::text("")).map_err(|e| CheckError(format!("an empty reply failed the step: {e}")))?;
+        if s.info.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return fail(format!("seed {seed}: an empty reply was not given a reason in the step info"));
+        }
+    }
     // Stepping a finished episode is an error, not a panic.
     let mut env = maker();
     let mut obs = env.reset(3).map_err(|e| CheckError(e.to_string()))?;
@@ -113,4 +124,124 @@ pub fn check_env(maker: &EnvMaker, max_steps: usize) -> Result<(), CheckError> {
     // Reset after the end starts a fresh episode.
     env.reset(3).map_err(|e| CheckError(format!("reset after the end failed: {e}")))?;
     Ok(())
+}
+
+/// The option sets [`check_registered`] builds an env with: its defaults, then
+/// each non-default value of each choice option on its own (`name=value`).
+pub fn option_sets(reg: &Registry, id: &str) -> Result<Vec<Vec<String>>, CheckError> {
+    let spec = reg.spec(id).map_err(|e| CheckError(e.to_string()))?;
+    let mut sets = vec![Vec::new()];
+    for o in &spec.options {
+        if let OptionKind::Choice(values) = &o.kind {
+            for v in values.iter().filter(|v| **v != o.default) {
+                sets.push(vec![format!("{}={v}", o.name)]);
+            }
+        }
+    }
+    Ok(sets)
+}
+
+/// Runs [`check_env`] on a registered env under every set of
+/// [`option_sets`]. Every set must build: a choice value that needs more
+/// options (a data file for `source=jsonl`) gets them from `extra`, which
+/// maps a `name=value` setting to the options to add. An env that fails to
+/// build under any set fails the check — a refusal is never skipped.
+pub fn check_registered(reg: &Registry, id: &str, extra: &[(&str, Vec<String>)]) -> Result<(), CheckError> {
+    let max_steps = reg.spec(id).map_err(|e| CheckError(e.to_string()))?.max_steps.min(2_000);
+    for mut set in option_sets(reg, id)? {
+        for (setting, more) in extra {
+            if set.iter().any(|s| s == setting) {
+                set.extend(more.iter().cloned());
+            }
+        }
+        let opts = reg.options(id, &set).map_err(|e| CheckError(format!("{id} {set:?}: bad options: {e}")))?;
+        let maker = reg.maker(id, &opts).map_err(|e| CheckError(format!("{id} {set:?}: did not build: {e}")))?;
+        check_env(&maker, max_steps).map_err(|e| CheckError(format!("{id} {set:?}: {}", e.0)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::env::Env;
+    use crate::registry::{EnvSpec, OptionSpec};
+    use crate::types::{Message, StepInfo};
+
+    /// A one-step env; `explain` says whether a penalised reply gets a reason.
+    struct Digit {
+        target: Option<u64>,
+        done: bool,
+        explain: bool,
+    }
+
+    impl Env for Digit {
+        fn reset(&mut self, seed: u64) -> Result<Observation, EnvError> {
+            self.target = Some(seed % 10);
+            self.done = false;
+            Ok(Observation {
+                messages: vec![Message::system("Reply with one digit."), Message::user(format!("Seed {seed}."))],
+                ..Observation::default()
+            })
+        }
+        fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+            let target = self.target.ok_or(EnvError::NotReset)?;
+            if self.done {
+                return Err(EnvError::EpisodeOver);
+            }
+            self.done = true;
+            let mut info = StepInfo::default();
+            let hit = action.text.trim() == target.to_string();
+            info.term("hit", Some(if hit { 1.0 } else { 0.0 }), 1.0);
+            if action.text.trim().is_empty() && self.explain {
+                info.reason = Some("empty reply".into());
+            }
+            Ok(Step::new(Observation::default(), info, true, false))
+        }
+    }
+
+    /// A registry with one env `digit` whose `mode=broken` never builds.
+    fn registry(explain: bool) -> Registry {
+        let mut reg = Registry::new();
+        reg.register(
+            EnvSpec {
+                id: "digit",
+                version: 1,
+                description: "guess a digit",
+                max_steps: 1,
+                options: vec![OptionSpec {
+                    name: "mode",
+                    kind: OptionKind::Choice(&["ok", "broken"]),
+                    default: "ok",
+                    help: "whether the env builds",
+                }],
+            },
+            move |opts| {
+                if opts.text("mode") == "broken" {
+                    return Err(EnvError::BadOption { name: "mode".into(), reason: "this env is broken".into() });
+                }
+                Ok(Arc::new(move || Box::new(Digit { target: None, done: false, explain }) as Box<dyn Env>) as EnvMaker)
+            },
+        );
+        reg
+    }
+
+    #[test]
+    fn an_env_that_fails_to_build_under_one_option_set_fails_the_check() {
+        let reg = registry(true);
+        let maker = reg.maker("digit", &reg.options("digit", &[] as &[&str]).unwrap()).unwrap();
+        check_env(&maker, 1).unwrap();
+        let e = check_registered(&reg, "digit", &[]).unwrap_err().to_string();
+        assert!(e.contains("mode=broken") && e.contains("did not build") && e.contains("this env is broken"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_reply_without_a_reason_fails_the_check() {
+        let reg = registry(false);
+        let maker = reg.maker("digit", &reg.options("digit", &[] as &[&str]).unwrap()).unwrap();
+        let e = check_env(&maker, 1).unwrap_err().to_string();
+        assert!(e.contains("reason"), "{e}");
+    }
 }

@@ -105,30 +105,54 @@ pub struct Options {
 }
 
 impl Options {
-    /// An integer option (0 if absent or of another type: the registry
-    /// validated types, so this only happens for undeclared names).
-    pub fn int(&self, name: &str) -> i64 {
+    /// The value of a declared option. Every declared option has a value
+    /// (the registry fills in defaults), so an absent name is a misspelling
+    /// in the env's own code: it panics naming the declared options instead
+    /// of reading as 0 or "" and silently changing the env.
+    fn get(&self, name: &str) -> &OptValue {
         match self.values.get(name) {
-            Some(OptValue::Int(v)) => *v,
+            Some(v) => v,
+            None => panic!(
+                "option `{name}` is not declared by this env; declared: {}",
+                self.values.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    /// An integer option (0 if declared with another type).
+    ///
+    /// # Panics
+    /// When `name` is not a declared option (a bug in the env).
+    pub fn int(&self, name: &str) -> i64 {
+        match self.get(name) {
+            OptValue::Int(v) => *v,
             _ => 0,
         }
     }
     /// A float option (integers convert).
+    ///
+    /// # Panics
+    /// When `name` is not a declared option (a bug in the env).
     pub fn float(&self, name: &str) -> f64 {
-        match self.values.get(name) {
-            Some(OptValue::Float(v)) => *v,
-            Some(OptValue::Int(v)) => *v as f64,
+        match self.get(name) {
+            OptValue::Float(v) => *v,
+            OptValue::Int(v) => *v as f64,
             _ => 0.0,
         }
     }
     /// A boolean option.
+    ///
+    /// # Panics
+    /// When `name` is not a declared option (a bug in the env).
     pub fn bool(&self, name: &str) -> bool {
-        matches!(self.values.get(name), Some(OptValue::Bool(true)))
+        matches!(self.get(name), OptValue::Bool(true))
     }
-    /// A text or choice option ("" if absent).
+    /// A text or choice option ("" when unset).
+    ///
+    /// # Panics
+    /// When `name` is not a declared option (a bug in the env).
     pub fn text(&self, name: &str) -> &str {
-        match self.values.get(name) {
-            Some(OptValue::Text(v)) => v,
+        match self.get(name) {
+            OptValue::Text(v) => v,
             _ => "",
         }
     }
@@ -408,6 +432,14 @@ mod tests {
         }
         assert!(r.options("echo", &["zzz=1"]).unwrap_err().to_string().contains("n, mode, flag"));
         assert!(r.options("nope", &[] as &[&str]).unwrap_err().to_string().contains("echo"));
+    }
+
+    #[test]
+    #[should_panic(expected = "option `nn` is not declared by this env; declared: flag, mode, n")]
+    fn a_misspelt_option_name_panics_naming_the_declared_ones() {
+        let r = registry();
+        let o = r.options("echo", &[] as &[&str]).unwrap();
+        let _ = o.int("nn");
     }
 
     #[test]

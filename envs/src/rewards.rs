@@ -93,6 +93,10 @@ fn number_re() -> &'static Regex {
 /// Returns `None` when there is no number or a fraction divides by zero.
 pub fn extract_number(text: &str) -> Option<f64> {
     let caps = number_re().captures_iter(text).last()?;
+    number_value(&caps)
+}
+
+fn number_value(caps: &regex::Captures<'_>) -> Option<f64> {
     let num: f64 = caps["num"].replace(',', "").parse().ok()?;
     let mut value = match caps.name("den") {
         Some(den) => {
@@ -108,6 +112,26 @@ pub fn extract_number(text: &str) -> Option<f64> {
         value = -value;
     }
     Some(value)
+}
+
+/// Whether `text` names several *different* numbers, e.g. `40 41 42`,
+/// `40 or 42`, `\boxed{40} or \boxed{42}`. Such an answer is a list of
+/// candidates, not an answer: if the last one were taken, a policy would learn
+/// to list every guess and collect full credit (reward hacking). Equal
+/// numbers (`42 = 42.0`) are one candidate. A form that writes one value
+/// with several numerals (`12 m^2`, `2 1/2`, `10^6`) also counts as several
+/// here; the last-number reading of those was wrong anyway.
+pub fn names_several_numbers(text: &str) -> bool {
+    let mut first: Option<f64> = None;
+    for caps in number_re().captures_iter(text) {
+        let Some(v) = number_value(&caps) else { continue };
+        match first {
+            None => first = Some(v),
+            Some(f) if (v - f).abs() <= 1e-9 * f.abs().max(1.0) => {}
+            Some(_) => return true,
+        }
+    }
+    false
 }
 
 /// Reply format with a reasoning section and an answer section.
@@ -208,12 +232,18 @@ impl Correctness {
 }
 
 /// Partial-credit grade of a guessed answer string against the gold one.
+/// A guess that names several different numbers (see
+/// [`names_several_numbers`]) is wrong (−0.5) and never gets partial credit,
+/// unless it is the gold answer's own text.
 pub fn grade_answer(guess: &str, gold: &str) -> f64 {
     if guess == gold {
         return 1.0;
     }
     if guess.trim() == gold.trim() || normalise(guess) == normalise(gold) {
         return 0.8;
+    }
+    if names_several_numbers(guess) && !names_several_numbers(gold) {
+        return -0.5;
     }
     match (extract_number(guess), extract_number(gold)) {
         (Some(g), Some(t)) if g == t => 0.8,
@@ -248,9 +278,10 @@ impl RewardFn for Correctness {
     }
 }
 
-/// 1.0 when the last number inside the answer tag (or, without the tag, in
-/// the whole reply) equals the gold number; 0 otherwise; −0.5 when no number
-/// is found. `None` when the gold answer is not a number.
+/// 1.0 when the number inside the answer tag (or, without the tag, the last
+/// number in the whole reply) equals the gold number; 0 otherwise, and 0 when
+/// the answer tag names several different numbers (a list of candidates);
+/// −0.5 when no number is found. `None` when the gold answer is not a number.
 pub struct NumberCheck {
     tag: String,
 }
@@ -268,7 +299,11 @@ impl RewardFn for NumberCheck {
     }
     fn score(&self, input: &RewardInput<'_>) -> Option<f64> {
         let gold = extract_number(input.answer?)?;
-        let region = extract_tag(input.completion, &self.tag).unwrap_or(input.completion);
+        let tagged = extract_tag(input.completion, &self.tag);
+        if tagged.is_some_and(names_several_numbers) {
+            return Some(0.0);
+        }
+        let region = tagged.unwrap_or(input.completion);
         Some(match extract_number(region) {
             None => -0.5,
             Some(g) if (g - gold).abs() <= 1e-9 * gold.abs().max(1.0) => 1.0,
@@ -330,6 +365,28 @@ mod tests {
         assert_eq!(s("<think>a</think><answer>1</answer>"), 1.0);
         assert_eq!(s(""), -2.0);
         assert_eq!(s("<answer>1</answer><answer>2</answer>"), -2.0);
+    }
+
+    #[test]
+    fn listing_several_candidates_earns_nothing() {
+        // Before this rule, each of these got full numeric credit (the last number was read).
+        for guess in ["40 41 42", "40 or 42", "\\boxed{40} or \\boxed{41} or \\boxed{42}", "41, 42", "42 (or 43)"] {
+            assert_eq!(grade_answer(guess, "42"), -0.5, "{guess}");
+            let reply = format!("<think>t</think><answer>{guess}</answer>");
+            let score = |f: &dyn RewardFn| f.score(&RewardInput { completion: &reply, answer: Some("42") });
+            assert_eq!(score(&NumberCheck::new(&Tags::default())), Some(0.0), "{guess}");
+            assert_eq!(score(&Correctness::new(&Tags::default())), Some(-0.5), "{guess}");
+        }
+        // No partial credit either: 41 and 43 are each within 10 % of 42.
+        assert_eq!(grade_answer("41 or 43", "42"), -0.5);
+        // Repeating one value is one candidate.
+        assert!(!names_several_numbers("42 = 42.0"));
+        assert_eq!(grade_answer("42 = 42.0", "42"), 0.8);
+        assert!(!names_several_numbers("1,234,567"));
+        assert!(!names_several_numbers("3/4"));
+        assert!(names_several_numbers("3/4 or 1/2"));
+        // A gold answer that is itself several numbers is compared as text.
+        assert_eq!(grade_answer("1, 2", "1, 2"), 1.0);
     }
 
     #[test]

@@ -120,6 +120,26 @@ pub enum RolloutError {
     /// The policy answered with the wrong number of completions.
     #[error("policy `{0}` returned the wrong number of completions")]
     Shape(String),
+    /// A rollout worker panicked (a bug in an env or a policy) while running
+    /// the group of this env seed.
+    #[error("a rollout worker panicked on env seed {seed}: {message}")]
+    Panicked {
+        /// The env seed of the group the worker was running.
+        seed: u64,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
 }
 
 /// Runs `cfg.episodes` episodes. `progress` is called with the number of
@@ -150,7 +170,11 @@ pub fn rollout(
                     return;
                 }
                 let n = group_size.min(cfg.episodes - g * group_size);
-                match run_group(maker, policy, cfg, cfg.seed.wrapping_add(g as u64), n) {
+                let seed = cfg.seed.wrapping_add(g as u64);
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_group(maker, policy, cfg, seed, n)))
+                        .unwrap_or_else(|p| Err(RolloutError::Panicked { seed, message: panic_message(p.as_ref()) }));
+                match result {
                     Ok(eps) => {
                         progress(eps.len());
                         lock(&slots)[g] = Some(eps);
@@ -163,7 +187,7 @@ pub fn rollout(
             });
         }
     })
-    .map_err(|_| RolloutError::Shape("a rollout worker panicked".into()))?;
+    .map_err(|p| RolloutError::Panicked { seed: cfg.seed, message: panic_message(p.as_ref()) })?;
 
     if let Some(e) = lock(&first_err).take() {
         return Err(e);

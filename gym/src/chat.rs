@@ -53,6 +53,10 @@ pub struct ChatArgs {
     /// and one answers, else the CPU), `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Extra chat-template variables for a local model, as a JSON object
+    /// (vLLM's `chat_template_kwargs`), e.g. '{"enable_thinking": false}'.
+    #[arg(long, value_name = "JSON", value_parser = crate::run::parse_template_kwargs)]
+    pub chat_template_kwargs: Option<serde_json::Value>,
 }
 
 /// A reply split into what is shown as the answer and the reasoning before it.
@@ -106,6 +110,22 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// Sets extra chat-template variables (local models only: a remote
+    /// server renders its own template).
+    pub fn set_template_kwargs(&mut self, kwargs: serde_json::Value) -> anyhow::Result<()> {
+        match &mut self.backend {
+            Backend::Local(p) => {
+                p.set_template_kwargs(kwargs);
+                Ok(())
+            }
+            Backend::Remote(_) => {
+                anyhow::bail!(
+                    "--chat-template-kwargs applies to local models; an openai: server renders its own template"
+                )
+            }
+        }
+    }
+
     /// Loads the model named `policy` (see [`ChatArgs::policy`]).
     pub fn open(
         policy: &str,
@@ -115,7 +135,10 @@ impl Chat {
         sampling: ChatSampling,
     ) -> anyhow::Result<Self> {
         let backend = if policy.starts_with("openai:") {
-            Backend::Remote(policies::make_policy_with(policy, &policies::PolicyOptions { base_url, device: None })?)
+            Backend::Remote(policies::make_policy_with(
+                policy,
+                &policies::PolicyOptions { base_url, ..Default::default() },
+            )?)
         } else {
             let model = policy.strip_prefix("llm:").unwrap_or(policy);
             if !policy.starts_with("llm:") && !policies::llm::looks_like_model(model) {
@@ -300,6 +323,9 @@ pub fn chat(a: ChatArgs) -> anyhow::Result<()> {
     let sampling =
         ChatSampling { temperature: a.temperature, top_p: a.top_p, max_new_tokens: a.max_new_tokens, seed: a.seed };
     let mut chat = Chat::open(&a.policy, a.base_url, &a.device, a.system, sampling)?;
+    if let Some(kwargs) = a.chat_template_kwargs {
+        chat.set_template_kwargs(kwargs)?;
+    }
     let interactive = std::io::stdin().is_terminal();
     let style = Style { terminal: std::io::stdout().is_terminal(), show_reasoning: a.show_reasoning };
     let mut notes = std::io::stderr();

@@ -49,9 +49,22 @@ pub struct RunArgs {
     /// `cuda` and one answers, else the CPU), `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Extra chat-template variables for local LLMs, as a JSON object
+    /// (vLLM's `chat_template_kwargs`), e.g. '{"enable_thinking": false}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_template_kwargs)]
+    pub chat_template_kwargs: Option<serde_json::Value>,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `--chat-template-kwargs`: a JSON object.
+pub fn parse_template_kwargs(s: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(format!("`{s}` is not a JSON object (e.g. '{{\"enable_thinking\": false}}')")),
+        Err(e) => Err(format!("`{s}` is not JSON: {e}")),
+    }
 }
 
 /// `gym list`: envs with options, and policies.
@@ -78,7 +91,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let reg = Registry::builtin();
     let options = reg.options(&a.env, &a.opts)?;
     let maker = reg.maker(&a.env, &options)?;
-    let popts = policies::PolicyOptions { base_url: a.base_url.clone(), device: Some(a.device.clone()) };
+    let popts = policies::PolicyOptions {
+        base_url: a.base_url.clone(),
+        device: Some(a.device.clone()),
+        chat_template_kwargs: a.chat_template_kwargs.clone(),
+    };
     let policy = policies::make_policy_with(&a.policy, &popts)?;
     let mut sampling = SamplingParams::default();
     if let Some(t) = a.temperature {

@@ -133,3 +133,28 @@ fn base_url_flag_reaches_the_openai_policy() {
     assert!(!ok);
     assert!(err.contains(&format!("{url}/chat/completions")) && err.contains("attempts"), "{err}");
 }
+
+#[test]
+fn chat_template_kwargs_reach_the_template_in_the_library_and_gym_chat() {
+    let model = fixture("tiny-qwen3");
+    let mut p = LlmPolicy::load(&model.display().to_string()).unwrap();
+    let history = vec![Message::user("Hello!")];
+    let plain = p.render_prompt(&history).unwrap();
+    p.set_template_kwargs(serde_json::json!({"enable_thinking": false}));
+    let off = p.render_prompt(&history).unwrap();
+    assert!(!plain.contains("<think>") && off.ends_with("<think>\n\n</think>\n\n"), "{plain:?} / {off:?}");
+    let reply = library_reply(&p, &history, 5, 0, 12);
+
+    let model = model.display().to_string();
+    let args = ["chat", "--policy", &model, "--temperature", "0", "--max-new-tokens", "12", "--seed", "5"];
+    let kwargs = ["--chat-template-kwargs", r#"{"enable_thinking": false}"#];
+    let (ok, stdout, stderr) = gym_with_input(&[&args[..], &kwargs[..]].concat(), "Hello!\n");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim_end(), reply.trim_end(), "stderr: {stderr}");
+
+    let bad = ["--chat-template-kwargs", "enable_thinking=false"];
+    let (ok, _, err) = gym_with_input(&[&args[..], &bad[..]].concat(), "Hello!\n");
+    assert!(!ok && err.contains("is not JSON"), "{err}");
+    let (ok, _, err) = gym_with_input(&["run", "math", "--policy", &model, "--chat-template-kwargs", "[1]"], "");
+    assert!(!ok && err.contains("not a JSON object"), "{err}");
+}

@@ -64,6 +64,10 @@ pub struct PolicyOptions {
     /// Where local LLMs run (`cpu`, `cuda`, `cuda:N`, `auto`; default `auto`,
     /// see [`llm::device`]).
     pub device: Option<String>,
+    /// Extra chat-template variables for local LLMs (vLLM's
+    /// `chat_template_kwargs`), e.g. `{"enable_thinking": false}` for Qwen3
+    /// or `{"reasoning_effort": "low"}` for gpt-oss.
+    pub chat_template_kwargs: Option<serde_json::Value>,
 }
 
 /// Builds a policy from its command-line name.
@@ -90,7 +94,10 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
     if model == llm::tiny::NAME || name.starts_with("llm:") || llm::looks_like_model(model) {
         let build = |e: llm::LlmError| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() };
         let device = llm::parse_device(opts.device.as_deref().unwrap_or("auto")).map_err(build)?;
-        let p = llm::LlmPolicy::load_on(model, &device).map_err(build)?;
+        let mut p = llm::LlmPolicy::load_on(model, &device).map_err(build)?;
+        if let Some(kwargs) = &opts.chat_template_kwargs {
+            p.set_template_kwargs(kwargs.clone());
+        }
         return Ok(Box::new(p));
     }
     Err(PolicyNameError::Unknown {

@@ -120,20 +120,6 @@ impl VerdictKind {
             VerdictKind::ProtocolError => "protocol_error",
         }
     }
-
-    /// Whether the program exceeded a resource limit or tripped a jail layer
-    /// (as opposed to crashing or answering badly).
-    pub fn is_limit(self) -> bool {
-        matches!(
-            self,
-            VerdictKind::TimeoutCpu
-                | VerdictKind::TimeoutWall
-                | VerdictKind::MemoryLimit
-                | VerdictKind::OutputLimit
-                | VerdictKind::SyscallViolation
-                | VerdictKind::ProtocolError
-        )
-    }
 }
 
 impl fmt::Display for VerdictKind {

@@ -32,6 +32,9 @@ impl Env for Guess {
         let hit = action.text.trim() == target.to_string();
         info.term("hit", Some(if hit { 1.0 } else { 0.0 }), 1.0);
         info.success = Some(hit);
+        if !matches!(action.text.trim().as_bytes(), [b'0'..=b'9']) {
+            info.reason = Some("the reply is not one digit".into()); // malformed replies say why
+        }
         Ok(Step::new(Observation::default(), info, true, false))
     }
 }

@@ -98,3 +98,40 @@ fn oracle_beats_random_on_one_step_envs() {
         assert_eq!(oracle_succ, 16, "{env}: oracle must always succeed");
     }
 }
+
+/// A policy with a bug: it panics on every request.
+struct Panicking;
+
+impl envs::Policy for Panicking {
+    fn name(&self) -> &str {
+        "panicking"
+    }
+    fn generate(
+        &self,
+        _requests: &[envs::policy::Request<'_>],
+        _params: &SamplingParams,
+    ) -> Result<Vec<Vec<envs::policy::Completion>>, envs::PolicyError> {
+        panic!("policy bug: index out of range")
+    }
+}
+
+#[test]
+fn a_panicking_worker_is_reported_as_a_panic_with_its_message() {
+    let reg = Registry::builtin();
+    let opts = reg.options("math", &[] as &[&str]).unwrap();
+    let maker = reg.maker("math", &opts).unwrap();
+    let cfg = RolloutConfig {
+        env_id: "math".into(),
+        options: opts.to_map(),
+        episodes: 4,
+        seed: 11,
+        group_size: 2,
+        threads: 2,
+        sampling: SamplingParams::default(),
+    };
+    let err = envs::rollout(&maker, &Panicking, &cfg, &|_| {}).unwrap_err();
+    assert!(matches!(err, envs::rollout::RolloutError::Panicked { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("panicked") && msg.contains("policy bug: index out of range"), "{msg}");
+    assert!(!msg.contains("wrong number of completions"), "{msg}");
+}

@@ -1,4 +1,4 @@
-//! One GRPO optimizer step on grpo.md §14's toy configuration (random
+//! One GRPO optimizer step on the L5 toy configuration (random
 //! 2-layer Qwen2-shaped model, LoRA r 8 on all linear layers, 8 prompts ×
 //! 8 generations, 8 new tokens): generation + scoring + backward + AdamW.
 

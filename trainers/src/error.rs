@@ -16,6 +16,14 @@ pub enum TrainError {
     /// JSON (de)serialisation failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A named file or folder could not be read, parsed or written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file or folder.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Invalid settings.
     #[error("config: {0}")]
     Config(String),

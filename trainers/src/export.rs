@@ -110,9 +110,14 @@ fn missing(what: &str, path: &Path, hint: &str) -> TrainError {
     TrainError::Config(format!("{what} not found: {} ({hint})", path.display()))
 }
 
+/// A file error naming the file.
+fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::File { path: path.display().to_string(), reason: e.to_string() }
+}
+
 fn read_json_file(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: invalid JSON: {e}", path.display())))
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
+    serde_json::from_str(&text).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
 }
 
 /// The base model's folder: a local folder, or a preset / repo id found in
@@ -209,8 +214,7 @@ pub fn merge(base: &Path, adapter: Option<&Path>) -> Result<Merged> {
     let config = ModelConfig::from_json(&config_json)?;
     let mut tensors = BTreeMap::new();
     for file in weight_files(base)? {
-        let t = candle_core::safetensors::load(&file, &Device::Cpu)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", file.display())))?;
+        let t = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| file_err(&file, e))?;
         tensors.extend(t);
     }
     let base_dtype = tensors.values().map(Tensor::dtype).find(|d| is_float(*d)).unwrap_or(DType::F32);
@@ -221,8 +225,7 @@ pub fn merge(base: &Path, adapter: Option<&Path>) -> Result<Merged> {
         if !file.is_file() {
             return Err(missing("adapter_model.safetensors", &file, "PEFT adapters must be in safetensors format"));
         }
-        let lora = candle_core::safetensors::load(&file, &Device::Cpu)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", file.display())))?;
+        let lora = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| file_err(&file, e))?;
         let mut keys: Vec<&String> = lora.keys().collect();
         keys.sort();
         for key in keys {
@@ -297,7 +300,7 @@ pub const COPIED_FILES: &[&str] = &[
 /// Writes `m` as a Hugging Face folder in `out` with float tensors in
 /// `dtype` (default: the base's dtype).
 pub fn write_hf(m: &Merged, out: &Path, dtype: Option<DType>) -> Result<()> {
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).map_err(|e| file_err(out, e))?;
     let target = dtype.unwrap_or(m.base_dtype);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     for (name, t) in &m.tensors {
@@ -305,8 +308,8 @@ pub fn write_hf(m: &Merged, out: &Path, dtype: Option<DType>) -> Result<()> {
         tensors.insert(name.clone(), t);
     }
     let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into();
-    safetensors::serialize_to_file(&tensors, Some(meta), &out.join("model.safetensors"))
-        .map_err(|e| TrainError::Config(format!("{}: {e}", out.join("model.safetensors").display())))?;
+    let weights = out.join("model.safetensors");
+    safetensors::serialize_to_file(&tensors, Some(meta), &weights).map_err(|e| file_err(&weights, e))?;
     // The safetensors crate writes through a private temporary file (mode 0600); a model is meant to be shared.
     #[cfg(unix)]
     {

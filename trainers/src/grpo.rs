@@ -336,7 +336,7 @@ mod tests {
 
     type Golden = (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<bool>>, Vec<f64>);
 
-    /// lp, old, ref, mask, advantages of grpo.md §13.
+    /// lp, old, ref, mask, advantages of the golden case (TRL 1.16's formulas).
     fn golden() -> Golden {
         (
             vec![vec![-1.0, -0.5, -2.0], vec![-0.3, -1.2, 0.0]],

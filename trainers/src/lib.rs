@@ -3,8 +3,8 @@
 //! * [`grpo`]: GRPO's math exactly as TRL 1.16 computes it (advantages,
 //!   importance ratios, clipped surrogate, k3 KL, aggregation per
 //!   `loss_type`) on plain arrays with analytic per-token gradients — the
-//!   specification, with the golden values of `shared/reference/grpo.md`
-//!   §13.
+//!   specification, unit-tested against golden values computed with TRL
+//!   1.16's formulas (the tables are in `grpo.rs`'s tests).
 //! * [`loss`]: the same loss on tensors, differentiable (tested equal to
 //!   [`grpo`] in value and gradient).
 //! * [`score`]: chunked log-probs / entropies and a memory-lean backward.

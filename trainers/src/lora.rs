@@ -289,16 +289,6 @@ impl Lora {
         self.layers.iter().flat_map(|l| [l.a.clone(), l.b.clone()]).collect()
     }
 
-    /// Trainable parameter count.
-    pub fn num_parameters(&self) -> usize {
-        self.vars().iter().map(|v| v.elem_count()).sum()
-    }
-
-    /// Turns the adapters on or off for every forward that follows.
-    pub fn set_enabled(&self, on: bool) {
-        self.shared.enabled.store(on, Ordering::Relaxed);
-    }
-
     /// Whether the adapters are on.
     pub fn enabled(&self) -> bool {
         self.shared.enabled.load(Ordering::Relaxed)
@@ -419,11 +409,4 @@ impl Lora {
             use_rslora: v.get("use_rslora").and_then(|x| x.as_bool()).unwrap_or(false),
         })
     }
-}
-
-/// Runs `model` on `ids` with the adapters of `lora` disabled (the
-/// reference policy), restoring them afterwards.
-pub fn with_adapters_disabled<T>(lora: &Lora, f: impl FnOnce() -> T) -> T {
-    let _g = lora.disabled();
-    f()
 }

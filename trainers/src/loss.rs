@@ -158,7 +158,7 @@ mod tests {
 
     type Golden = (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<bool>>, Vec<f64>);
 
-    /// grpo.md §13, with a deliberately wild value in the padded slot.
+    /// the golden case of `grpo.rs`, with a deliberately wild value in the padded slot.
     fn golden() -> Golden {
         (
             vec![vec![-1.0, -0.5, -2.0], vec![-0.3, -1.2, -80.0]],
@@ -314,7 +314,7 @@ mod tests {
         // s0 t2: w = 0.61 < 0.8 but A > 0 (not clipped); s1 t1: w = 0.82 ≥ 0.8: nothing is clipped.
         assert_eq!((out.clip_low, out.clip_high), (0.0, 0.0));
         assert_eq!(out.tokens, 5);
-        // k3 mean over the 5 loss tokens (table of grpo.md §13).
+        // k3 mean over the 5 loss tokens (the golden table in `grpo.rs`).
         let k3 = (0.018731 + 0.005171 + 0.0 + 0.018731 + 0.0) / 5.0;
         assert!((out.kl.unwrap() - k3).abs() < 1e-5);
         // With ε = 0.1 the s1 t1 token (w = 0.82, A < 0) is clipped low.

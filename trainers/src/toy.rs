@@ -1,4 +1,4 @@
-//! The toy learning setups of `shared/reference/grpo.md` §14, used to
+//! The toy learning setups (the configurations called L5/L6 in BENCHMARKS.md), used to
 //! prove that the trainer learns: a random-init 2-layer Qwen2-shaped model
 //! (hidden 64, MLP 128, 4 heads / 2 KV heads, tied embeddings), a
 //! character-level vocabulary of 19 symbols, and two tasks.
@@ -83,7 +83,7 @@ pub struct TinyModelSpec {
 }
 
 impl Default for TinyModelSpec {
-    /// grpo.md §14's L5 model: initializer std 0.2 (embeddings included).
+    /// the L5 toy model: initializer std 0.2 (embeddings included).
     fn default() -> Self {
         Self { hidden: 64, intermediate: 128, layers: 2, heads: 4, kv_heads: 2, embed_std: 0.2, init_std: 0.2 }
     }

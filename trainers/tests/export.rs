@@ -117,6 +117,26 @@ fn bad_inputs_are_named() {
     assert!(e.contains("not supported") && e.contains("qwen3"), "{e}");
 }
 
+#[test]
+fn file_errors_name_the_file_and_are_not_config_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The output folder cannot be created: a file is in the way.
+    let blocker = tmp.path().join("blocker");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = blocker.join("merged");
+    let e = export::export(&fixture("tiny-qwen2"), None, &out, ExportFormat::Hf, None).unwrap_err();
+    assert!(matches!(e, trainers::TrainError::File { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&out.display().to_string()) && !msg.starts_with("config"), "{msg}");
+    // An unreadable config.json is a file error that names it.
+    let base = tmp.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    std::fs::write(base.join("config.json"), "{ not json").unwrap();
+    let e = export::merge(&base, None).unwrap_err();
+    assert!(matches!(e, trainers::TrainError::File { .. }), "{e:?}");
+    assert!(e.to_string().contains("config.json") && e.to_string().contains("invalid JSON"), "{e}");
+}
+
 /// f16 and q8_0 GGUFs plus the f32 HF merge of one fixture with an adapter.
 fn gguf_exports(name: &str, dir: &Path, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
     trained_adapter(name, dir, seed);

@@ -376,7 +376,7 @@ pub fn run(a: PolicyBenchArgs) -> anyhow::Result<()> {
     let baselines: Vec<String> =
         a.baselines.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     let reg = crate::serve::echo::serve_registry();
-    let popts = policies::PolicyOptions { base_url: a.base_url.clone(), device: None };
+    let popts = policies::PolicyOptions { base_url: a.base_url.clone(), ..Default::default() };
     let report = run_suite(&reg, &suite, &a.policy, &popts, &baselines, a.threads, a.max_episodes)?;
     let paths = write_outputs(&report, &a.out)?;
     let mut out = std::io::stdout().lock();

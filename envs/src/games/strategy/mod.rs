@@ -135,7 +135,11 @@ impl Config {
             Kind::Twenty48 => o.int("size") as usize,
             Kind::Sudoku => o.text("size").parse().unwrap_or(9),
         };
-        let difficulty = Difficulty::parse(o.text("difficulty")).unwrap_or(Difficulty::Easy);
+        // Only `sudoku-strategy` declares `difficulty`; 2048 has none.
+        let difficulty = match kind {
+            Kind::Sudoku => Difficulty::parse(o.text("difficulty")).unwrap_or(Difficulty::Easy),
+            Kind::Twenty48 => Difficulty::Easy,
+        };
         let time = Duration::from_millis(o.int("time_ms").max(1) as u64);
         let limits = Limits {
             total_cpu: time,

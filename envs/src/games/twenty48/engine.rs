@@ -543,13 +543,6 @@ impl Game {
         Ok(g)
     }
 
-    /// Sets the score and move count (for positions built with
-    /// [`Game::from_cells`]).
-    pub fn set_progress(&mut self, score: u64, moves: u64) {
-        self.score = score;
-        self.moves = moves;
-    }
-
     /// Restarts the spawn RNG from `seed`, keeping the position (used to
     /// play several continuations of one position).
     pub fn reseed(&mut self, seed: u64) {
