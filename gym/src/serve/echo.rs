@@ -38,6 +38,9 @@ impl Env for Echo {
         let n = action.text.chars().count();
         let mut info = StepInfo::default();
         info.term("length", Some((0.1 * n as f64).min(1.0)), 1.0);
+        if n == 0 {
+            info.reason = Some("empty message: nothing to echo".into());
+        }
         let done = self.t >= self.steps;
         self.live = !done;
         if done {
