@@ -4,7 +4,7 @@
 
 use crate::env::EnvError;
 use crate::policy::derive_seed;
-use crate::registry::{EnvMaker, OptionKind, Registry};
+use crate::registry::{EnvMaker, EnvSpec, OptionKind, Registry};
 use crate::types::{Action, Observation, Step};
 
 /// A violated contract clause.
@@ -128,8 +128,7 @@ pub fn check_env(maker: &EnvMaker, max_steps: usize) -> Result<(), CheckError> {
 
 /// The option sets [`check_registered`] builds an env with: its defaults, then
 /// each non-default value of each choice option on its own (`name=value`).
-pub fn option_sets(reg: &Registry, id: &str) -> Result<Vec<Vec<String>>, CheckError> {
-    let spec = reg.spec(id).map_err(|e| CheckError(e.to_string()))?;
+fn option_sets(spec: &EnvSpec) -> Vec<Vec<String>> {
     let mut sets = vec![Vec::new()];
     for o in &spec.options {
         if let OptionKind::Choice(values) = &o.kind {
@@ -138,17 +137,18 @@ pub fn option_sets(reg: &Registry, id: &str) -> Result<Vec<Vec<String>>, CheckEr
             }
         }
     }
-    Ok(sets)
+    sets
 }
 
-/// Runs [`check_env`] on a registered env under every set of
-/// [`option_sets`]. Every set must build: a choice value that needs more
-/// options (a data file for `source=jsonl`) gets them from `extra`, which
-/// maps a `name=value` setting to the options to add. An env that fails to
-/// build under any set fails the check — a refusal is never skipped.
+/// Runs [`check_env`] on a registered env under its defaults and under each
+/// non-default value of each choice option. Every set must build: a choice
+/// value that needs more options (a data file for `source=jsonl`) gets them
+/// from `extra`, which maps a `name=value` setting to the options to add. An
+/// env that fails to build under any set fails the check — a refusal is never
+/// skipped.
 pub fn check_registered(reg: &Registry, id: &str, extra: &[(&str, Vec<String>)]) -> Result<(), CheckError> {
-    let max_steps = reg.spec(id).map_err(|e| CheckError(e.to_string()))?.max_steps.min(2_000);
-    for mut set in option_sets(reg, id)? {
+    let spec = reg.spec(id).map_err(|e| CheckError(e.to_string()))?;
+    for mut set in option_sets(spec) {
         for (setting, more) in extra {
             if set.iter().any(|s| s == setting) {
                 set.extend(more.iter().cloned());
@@ -156,7 +156,7 @@ pub fn check_registered(reg: &Registry, id: &str, extra: &[(&str, Vec<String>)])
         }
         let opts = reg.options(id, &set).map_err(|e| CheckError(format!("{id} {set:?}: bad options: {e}")))?;
         let maker = reg.maker(id, &opts).map_err(|e| CheckError(format!("{id} {set:?}: did not build: {e}")))?;
-        check_env(&maker, max_steps).map_err(|e| CheckError(format!("{id} {set:?}: {}", e.0)))?;
+        check_env(&maker, spec.max_steps.min(2_000)).map_err(|e| CheckError(format!("{id} {set:?}: {}", e.0)))?;
     }
     Ok(())
 }

@@ -157,4 +157,7 @@ fn chat_template_kwargs_reach_the_template_in_the_library_and_gym_chat() {
     assert!(!ok && err.contains("is not JSON"), "{err}");
     let (ok, _, err) = gym_with_input(&["run", "math", "--policy", &model, "--chat-template-kwargs", "[1]"], "");
     assert!(!ok && err.contains("not a JSON object"), "{err}");
+    let kwargs = r#"{"enable_thinking": false}"#;
+    let (ok, _, err) = gym_with_input(&["run", "math", "--policy", "random", "--chat-template-kwargs", kwargs], "");
+    assert!(!ok && err.contains("apply to local models"), "{err}");
 }

@@ -77,10 +77,20 @@ pub fn make_policy(name: &str) -> Result<Box<dyn Policy>, PolicyNameError> {
 
 /// Builds a policy from its command-line name and extra settings.
 pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Policy>, PolicyNameError> {
+    let local_only = |what: &str| PolicyNameError::Build {
+        name: name.to_string(),
+        reason: format!("chat template variables apply to local models; {what}"),
+    };
     if let Some(p) = scripted::make(name)? {
+        if opts.chat_template_kwargs.is_some() {
+            return Err(local_only("a scripted policy has no template"));
+        }
         return Ok(p);
     }
     if let Some(model) = name.strip_prefix("openai:") {
+        if opts.chat_template_kwargs.is_some() {
+            return Err(local_only("an openai: server renders its own template"));
+        }
         if model.is_empty() {
             return Err(PolicyNameError::Build { name: name.to_string(), reason: "give a model: openai:MODEL".into() });
         }
