@@ -42,7 +42,7 @@ sampled() {
 case $what in
   gen)
     sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
-    sampled python3 policies/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
+    sampled python3 models/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
     ;;
   grpo)
     # GC=false measures gym without per-layer recomputation as well.

@@ -1,5 +1,6 @@
 //! The [`Env`] trait: Gymnasium's `reset`/`step` contract adapted to LLMs.
 
+use crate::conversation::History;
 use crate::types::{Action, Observation, Step};
 
 /// Errors an environment reports.
@@ -63,5 +64,15 @@ pub trait Env: Send {
     /// Never shown to learning policies.
     fn demonstration(&self) -> Option<Action> {
         None
+    }
+
+    /// How much of the episode's conversation a policy is shown (see
+    /// [`crate::conversation`]). Default, and every built-in env's choice:
+    /// [`History::Full`], the conversation `gym train` trains on. An env
+    /// whose observation already holds everything (a board game's board)
+    /// may choose [`History::Latest`] to keep prompts short; `gym run
+    /// --history` overrides it for evaluation.
+    fn history(&self) -> History {
+        History::Full
     }
 }

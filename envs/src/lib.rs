@@ -8,6 +8,7 @@
 //!
 //! * [`onestep`] turns a source of questions plus a rubric into an env.
 //! * [`policy`] is the interface policies implement.
+//! * [`conversation`] is the record of what a policy is shown in an episode.
 //! * [`registry`] holds envs by id with typed options.
 //! * [`mod@rollout`] runs episodes across threads, deterministically.
 //! * [`check`] is the env checker every env must pass.
@@ -17,6 +18,7 @@
 //! spec: see the README.
 
 pub mod check;
+pub mod conversation;
 pub mod env;
 pub mod games;
 pub mod onestep;
@@ -28,8 +30,9 @@ pub mod types;
 
 mod builtin;
 
+pub use conversation::{Conversation, History};
 pub use env::{Env, EnvError};
 pub use policy::{Completion, Policy, PolicyError, Request, RequestKey, SamplingParams};
-pub use registry::{EnvMaker, EnvSpec, OptionKind, OptionSpec, Options, Registry, RegistryError};
+pub use registry::{ActionIds, EnvMaker, EnvSpec, OptionKind, OptionSpec, Options, Registry, RegistryError};
 pub use rollout::{rollout, EpisodeRecord, RolloutConfig, StepRecord, Summary};
 pub use types::{Action, Message, Observation, RewardTerm, Role, Step, StepInfo};

@@ -35,8 +35,13 @@ impl Default for SamplingParams {
 /// One prompt in a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// What the env showed.
+    /// What the env showed last.
     pub observation: &'a Observation,
+    /// The conversation to answer: the episode's whole conversation, or the
+    /// latest observation's messages, as the env's
+    /// [`crate::Env::history`] (or the rollout's override) says. LLM
+    /// policies render this; scripted ones read `observation`.
+    pub messages: &'a [crate::types::Message],
     /// The env's demonstration, passed only to policies whose
     /// [`Policy::privileged`] is true (the `oracle`).
     pub oracle: Option<&'a Action>,
@@ -69,12 +74,22 @@ pub struct Completion {
     pub token_ids: Option<Vec<u32>>,
     /// The log-probability of each generated token, for LLM policies.
     pub logprobs: Option<Vec<f32>>,
+    /// The policy ends the episode instead of acting (e.g. a trainer's
+    /// token budget for it is spent): the env is not stepped, and the
+    /// episode ends with its last step marked truncated, as a step limit
+    /// would end it.
+    pub ends_episode: bool,
 }
 
 impl Completion {
     /// A text-only completion.
     pub fn text(text: impl Into<String>) -> Self {
         Self { action: Action::text(text), ..Self::default() }
+    }
+
+    /// A completion that ends the episode without acting.
+    pub fn end_episode() -> Self {
+        Self { ends_episode: true, ..Self::default() }
     }
 }
 
@@ -105,17 +120,6 @@ pub trait Policy: Send + Sync {
     /// Whether this policy is given the env's demonstration (only the
     /// `oracle` baseline should say yes).
     fn privileged(&self) -> bool {
-        false
-    }
-
-    /// Whether the policy ends the episode of `key` instead of acting on
-    /// the request it was just given (e.g. a trainer's token budget for
-    /// the episode is spent). Asked by the rollout after [`Policy::generate`]
-    /// for every request; the completion returned for such a request is
-    /// ignored, the env is not stepped, and the episode ends with its last
-    /// step marked truncated (as a step limit would). Default: never.
-    fn ends_episode(&self, key: &RequestKey<'_>) -> bool {
-        let _ = key;
         false
     }
 }

@@ -57,8 +57,37 @@ pub struct OptionSpec {
     pub help: &'static str,
 }
 
-/// What an env declares about itself.
+/// Discrete moves an env also accepts as numbers, OpenSpiel-style: a
+/// server maps `action_id` `i` to the reply for move `names[i]`, lists the
+/// legal ids, and reports the board as `info_state`.
 #[derive(Debug, Clone, PartialEq)]
+pub struct ActionIds {
+    /// The move each id stands for, by id (2048: `up`, `right`, `down`, `left`).
+    pub names: &'static [&'static str],
+    /// The reply the env reads for a move: `{}` is replaced by its name
+    /// (2048: `<answer>{}</answer>`). A legal action of the observation is
+    /// legal id `i` when it is this reply for `names[i]`.
+    pub reply: &'static str,
+    /// The field of the observation's `state` holding the board (rows of
+    /// numbers or a flat list), reported flattened as `info_state`.
+    pub board_field: Option<&'static str>,
+}
+
+impl ActionIds {
+    /// The reply for action id `id`, if it is one.
+    pub fn reply_for(&self, id: u64) -> Option<String> {
+        let name = self.names.get(usize::try_from(id).ok()?)?;
+        Some(self.reply.replace("{}", name))
+    }
+
+    /// The action id a reply stands for, if any.
+    pub fn id_of(&self, reply: &str) -> Option<u64> {
+        (0..self.names.len() as u64).find(|&i| self.reply_for(i).as_deref() == Some(reply.trim()))
+    }
+}
+
+/// What an env declares about itself.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnvSpec {
     /// The id users type (`2048`, `sudoku`).
     pub id: &'static str,
@@ -71,6 +100,9 @@ pub struct EnvSpec {
     pub max_steps: usize,
     /// The options the env accepts.
     pub options: Vec<OptionSpec>,
+    /// Numbered moves, for envs with a small fixed move set (`None`: text
+    /// replies only).
+    pub action_ids: Option<ActionIds>,
 }
 
 /// A parsed option value.
@@ -233,13 +265,6 @@ impl Registry {
         Self::default()
     }
 
-    /// The registry with every built-in env.
-    pub fn builtin() -> Self {
-        let mut r = Self::new();
-        crate::builtin::register_all(&mut r);
-        r
-    }
-
     /// Adds (or replaces) an env.
     pub fn register(
         &mut self,
@@ -375,6 +400,10 @@ impl Env for TimeLimit {
     fn demonstration(&self) -> Option<Action> {
         self.inner.demonstration()
     }
+
+    fn history(&self) -> crate::History {
+        self.inner.history()
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +437,7 @@ mod tests {
                     OptionSpec { name: "mode", kind: OptionKind::Choice(&["a", "b"]), default: "a", help: "m" },
                     OptionSpec { name: "flag", kind: OptionKind::Bool, default: "false", help: "f" },
                 ],
+                ..EnvSpec::default()
             },
             |_| {
                 let rubric = Arc::new(answer_rubric(&Tags::default()));

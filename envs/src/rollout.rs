@@ -8,8 +8,12 @@
 //! order but stored by index, so the trajectories are bit-identical
 //! whatever the thread count.
 //!
-//! A policy may end an episode early ([`Policy::ends_episode`], e.g. when
-//! a trainer's token budget for it is spent): the episode then stops
+//! Each episode keeps one [`Conversation`]; every request carries it (or
+//! only the latest observation, per [`RolloutConfig::history`] and the
+//! env's [`crate::Env::history`]).
+//!
+//! A policy may end an episode early ([`Completion::ends_episode`], e.g.
+//! when a trainer's token budget for it is spent): the episode then stops
 //! before the env is stepped again and its last step is marked truncated.
 
 use std::collections::BTreeMap;
@@ -18,8 +22,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::{Conversation, History};
 use crate::env::{Env, EnvError};
-use crate::policy::{derive_seed, Policy, PolicyError, Request, RequestKey, SamplingParams};
+use crate::policy::{derive_seed, Completion, Policy, PolicyError, Request, RequestKey, SamplingParams};
 use crate::registry::EnvMaker;
 use crate::types::{Action, Observation, RewardTerm};
 
@@ -41,6 +46,9 @@ pub struct RolloutConfig {
     /// Sampling parameters passed to the policy (`n` is forced to 1: each
     /// episode of a group is its own request).
     pub sampling: SamplingParams,
+    /// What policies are shown of each episode's conversation (`None`: the
+    /// env's own [`crate::Env::history`]).
+    pub history: Option<History>,
 }
 
 /// One step of a recorded episode.
@@ -203,6 +211,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Live {
     env: Box<dyn Env>,
     obs: Observation,
+    conversation: Conversation,
+    history: History,
     record: EpisodeRecord,
     done: bool,
 }
@@ -232,7 +242,9 @@ fn run_group(
             total_reward: 0.0,
             success: false,
         };
-        live.push(Live { env, obs, record, done: false });
+        let history = cfg.history.unwrap_or_else(|| env.history());
+        let conversation = Conversation::new(obs.messages.clone());
+        live.push(Live { env, obs, conversation, history, record, done: false });
     }
     let params = SamplingParams { n: 1, ..cfg.sampling.clone() };
     let mut t = 0usize;
@@ -245,6 +257,7 @@ fn run_group(
             .zip(&oracles)
             .map(|(&i, o)| Request {
                 observation: &live[i].obs,
+                messages: live[i].conversation.view(&live[i].obs, live[i].history),
                 oracle: o.as_ref(),
                 seed: derive_seed(derive_seed(seed, i as u64), t as u64),
                 key: RequestKey { env: &cfg.env_id, seed, sample: i, step: t },
@@ -258,9 +271,9 @@ fn run_group(
             return Err(RolloutError::Shape(policy.name().to_string()));
         }
         for (&i, mut comps) in idx.iter().zip(out) {
-            let c = comps.swap_remove(0);
+            let c: Completion = comps.swap_remove(0);
             let l = &mut live[i];
-            if policy.ends_episode(&RequestKey { env: &cfg.env_id, seed, sample: i, step: t }) {
+            if c.ends_episode {
                 l.done = true;
                 if let Some(last) = l.record.steps.last_mut() {
                     last.truncated = true;
@@ -268,6 +281,7 @@ fn run_group(
                 continue;
             }
             let step = l.env.step(&c.action).map_err(env_err)?;
+            l.conversation.reply(c.action.text.clone());
             l.record.total_reward += step.reward;
             l.record.steps.push(StepRecord {
                 observation: l.obs.text().to_string(),
@@ -285,6 +299,7 @@ fn run_group(
                 l.done = true;
                 l.record.success = step.info.success.unwrap_or(false);
             }
+            l.conversation.observe(&step.observation);
             l.obs = step.observation;
         }
         t += 1;

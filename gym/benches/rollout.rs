@@ -23,6 +23,7 @@ fn bench(c: &mut Criterion) {
                 group_size: 1,
                 threads,
                 sampling: SamplingParams::default(),
+                history: None,
             };
             g.bench_with_input(BenchmarkId::new(format!("{env}_random_episodes"), threads), &cfg, |b, cfg| {
                 b.iter(|| envs::rollout(&maker, policy.as_ref(), cfg, &|_| {}).expect("rollout"))

@@ -2,7 +2,8 @@
 //! behind an OpenAI-compatible server) loads, renders its chat template and
 //! answers.
 //!
-//! One user message per line of standard input; the conversation is kept
+//! One user message per line of standard input; the conversation (an
+//! [`envs::Conversation`], the record `gym run` and `gym train` use) is kept
 //! between turns. `/reset` starts over (the `--system` message stays),
 //! `/exit` or end of input quits. Standard output carries only the replies,
 //! one per turn followed by a newline; prompts and notices go to standard
@@ -19,8 +20,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use envs::policy::derive_seed;
-use envs::{Message, Observation, Policy, Request, RequestKey, SamplingParams};
-use policies::llm::{parse_harmony, FinishReason, LlmPolicy, SampleOptions};
+use envs::{Conversation, Message, Observation, Policy, Request, RequestKey, SamplingParams};
+use models::{FinishReason, SampleOptions};
+use policies::llm::{parse_harmony, LlmPolicy};
 
 /// Arguments of `gym chat`.
 #[derive(Debug, clap::Args)]
@@ -104,7 +106,7 @@ pub struct ChatSampling {
 pub struct Chat {
     backend: Backend,
     system: Option<String>,
-    history: Vec<Message>,
+    conversation: Conversation,
     turn: u64,
     sampling: ChatSampling,
 }
@@ -141,19 +143,19 @@ impl Chat {
             )?)
         } else {
             let model = policy.strip_prefix("llm:").unwrap_or(policy);
-            if !policy.starts_with("llm:") && !policies::llm::looks_like_model(model) {
-                let presets: Vec<&str> = policies::llm::PRESETS.iter().map(|(n, _)| *n).collect();
+            if !policy.starts_with("llm:") && !models::looks_like_model(model) {
+                let presets: Vec<&str> = models::PRESETS.iter().map(|(n, _)| *n).collect();
                 anyhow::bail!(
                     "`{policy}` is not a model: gym chat takes a preset ({}), a model folder, an ORG/NAME repo id \
                      or openai:MODEL",
                     presets.join(", ")
                 );
             }
-            let device = policies::llm::parse_device(device)?;
-            let p = LlmPolicy::load_on(model, &device).with_context(|| format!("cannot load model `{model}`"))?;
+            let device = models::parse_device(device)?;
+            let p = policies::llm::load_on(model, &device).with_context(|| format!("cannot load model `{model}`"))?;
             Backend::Local(Box::new(p))
         };
-        let mut chat = Self { backend, system, history: Vec::new(), turn: 0, sampling };
+        let mut chat = Self { backend, system, conversation: Conversation::default(), turn: 0, sampling };
         chat.reset();
         Ok(chat)
     }
@@ -168,29 +170,29 @@ impl Chat {
 
     /// Forgets the conversation (keeps the system message) and restarts the turn count.
     pub fn reset(&mut self) {
-        self.history = self.system.iter().map(|s| Message::system(s.clone())).collect();
+        self.conversation = Conversation::new(self.system.iter().map(|s| Message::system(s.clone())).collect());
         self.turn = 0;
     }
 
     /// The conversation so far.
     pub fn history(&self) -> &[Message] {
-        &self.history
+        self.conversation.messages()
     }
 
     /// Sends a user message and returns the reply; the conversation keeps
     /// both only when generation succeeds.
     pub fn send(&mut self, user: &str) -> anyhow::Result<Reply> {
-        self.history.push(Message::user(user));
+        self.conversation.user(user);
         let seed = derive_seed(self.sampling.seed, self.turn);
         let r = self.reply(seed);
         match r {
             Ok(reply) => {
-                self.history.push(Message::assistant(reply.text.clone()));
+                self.conversation.reply(reply.text.clone());
                 self.turn += 1;
                 Ok(reply)
             }
             Err(e) => {
-                self.history.pop();
+                self.conversation.pop();
                 Err(e)
             }
         }
@@ -211,7 +213,8 @@ impl Chat {
                     eos_token_ids: p.eos_token_ids().to_vec(),
                     seed,
                 };
-                let sample = p.sample_chat(&self.history, 1, &opts)?.into_iter().next().context("no sample")?;
+                let sample =
+                    p.sample_chat(self.conversation.messages(), 1, &opts)?.into_iter().next().context("no sample")?;
                 let cut = (sample.finish == FinishReason::Length)
                     .then(|| format!("(cut at --max-new-tokens {})", s.max_new_tokens));
                 if p.is_harmony() {
@@ -226,7 +229,7 @@ impl Chat {
                 Ok(Reply { text, reasoning, note: cut })
             }
             Backend::Remote(p) => {
-                let obs = Observation { messages: self.history.clone(), ..Default::default() };
+                let obs = Observation::default();
                 let key = RequestKey { env: "chat", seed: s.seed, sample: 0, step: self.turn as usize };
                 let params = SamplingParams {
                     n: 1,
@@ -235,7 +238,8 @@ impl Chat {
                     max_new_tokens: s.max_new_tokens,
                     ..SamplingParams::default()
                 };
-                let out = p.generate(&[Request { observation: &obs, oracle: None, seed, key }], &params)?;
+                let messages = self.conversation.messages();
+                let out = p.generate(&[Request { observation: &obs, messages, oracle: None, seed, key }], &params)?;
                 let c =
                     out.into_iter().next().and_then(|g| g.into_iter().next()).context("the server sent no reply")?;
                 let (reasoning, text) = split_think(&c.action.text);

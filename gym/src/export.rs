@@ -11,12 +11,12 @@
 //! `gym train` recorded: the model name, or `<run>/base-model` for toy
 //! tasks). Without `--adapter` the base alone is converted. `--dtype` sets
 //! the safetensors dtype of an `hf` export (default: the base's). See
-//! [`trainers::export`] for the layouts.
+//! [`models::export`] for the layouts.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use trainers::export::{self, ExportFormat};
+use models::export::{self, ExportFormat};
 
 /// Arguments of `gym export`.
 #[derive(Debug, clap::Args)]

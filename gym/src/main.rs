@@ -41,7 +41,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Tensor buffers are reused from the heap instead of re-mapped per op.
-    sandbox::alloc::tune_heap_for_tensors();
+    models::heap::tune_heap_for_tensors();
     match cli.command {
         Command::List => gym::run::list(),
         Command::Run(a) => gym::run::run(a),

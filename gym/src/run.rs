@@ -53,9 +53,20 @@ pub struct RunArgs {
     /// (vLLM's `chat_template_kwargs`), e.g. '{"enable_thinking": false}'.
     #[arg(long, value_name = "JSON", value_parser = parse_template_kwargs)]
     pub chat_template_kwargs: Option<serde_json::Value>,
+    /// What an LLM policy is shown of a multi-step episode: `full` (the
+    /// whole conversation, as `gym train` trains on) or `latest` (only the
+    /// latest observation). Default: the env's choice (`full` for every
+    /// built-in env).
+    #[arg(long, value_parser = parse_history)]
+    pub history: Option<envs::History>,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `--history`.
+fn parse_history(s: &str) -> Result<envs::History, String> {
+    envs::History::parse(s).ok_or_else(|| format!("`{s}` is not one of {}", envs::History::NAMES.join(", ")))
 }
 
 /// Parses `--chat-template-kwargs`: a JSON object.
@@ -116,6 +127,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         group_size: a.group_size,
         threads: a.threads,
         sampling,
+        history: a.history,
     };
     let bar = indicatif::ProgressBar::new(a.episodes as u64);
     bar.set_style(

@@ -8,7 +8,7 @@ use std::process::Command;
 use common::*;
 use gym::bench::policy::{compare_markdown, markdown, run_suite, write_outputs, Report, Suite};
 use gym::bench::server::{run_async, EpisodeMode, ServerBenchArgs};
-use gym::serve::ServerConfig;
+use serve::ServerConfig;
 
 const SUITE: &str = r#"
 name = "test"

@@ -9,7 +9,8 @@ mod common;
 use common::gym_with_input;
 use envs::policy::derive_seed;
 use envs::Message;
-use policies::llm::{LlmPolicy, SampleOptions};
+use models::SampleOptions;
+use policies::llm::LlmPolicy;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests/fixtures").join(name)

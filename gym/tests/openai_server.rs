@@ -236,6 +236,7 @@ fn requests(obs: &Observation, k: usize) -> Vec<Request<'_>> {
     (0..k)
         .map(|i| Request {
             observation: obs,
+            messages: &obs.messages,
             oracle: None,
             seed: i as u64 + 1,
             key: RequestKey { env: "t", seed: 0, sample: 0, step: 0 },
@@ -325,6 +326,7 @@ fn samples_logprobs_rollout_and_errors() {
         group_size: 2,
         threads: 2,
         sampling: SamplingParams { max_new_tokens: 8, ..SamplingParams::default() },
+        history: None,
     };
     let eps = rollout(&maker, &policy, &rc, &|_| {}).unwrap();
     assert_eq!(eps.len(), 4);

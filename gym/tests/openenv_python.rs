@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use gym::serve::ServerConfig;
+use serve::ServerConfig;
 
 fn venv_root() -> PathBuf {
     if let Ok(d) = std::env::var("OPENENV_VENV_DIR") {
@@ -66,8 +66,8 @@ fn check_clients(venv_name: &str, package: &str, version: &str) {
     rt.block_on(async {
         servers.push(start(&[], ServerConfig::default()).await);
         // Every env `gym serve` offers: the built-in envs and `echo`.
-        for id in gym::serve::echo::serve_registry().ids() {
-            servers.push(start_with(gym::serve::echo::serve_registry(), &id, &[], ServerConfig::default()).await);
+        for id in envs::Registry::builtin().ids() {
+            servers.push(start_with(envs::Registry::builtin(), &id, &[], ServerConfig::default()).await);
         }
     });
     let pairs: Vec<String> = servers.iter().map(|s| format!("{}={}", s.svc.env_id(), s.url())).collect();

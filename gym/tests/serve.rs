@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use gym::serve::ServerConfig;
 use serde_json::{json, Value};
+use serve::ServerConfig;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
 fn cfg() -> ServerConfig {
@@ -353,7 +353,7 @@ async fn http_endpoints() {
 /// open; memory per session stays bounded and every session is freed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_sessions_bounded_memory() {
-    gym::serve::raise_fd_limit();
+    serve::raise_fd_limit();
     const N: usize = 1000;
     let s = start(&["steps=2"], cfg()).await;
     let before = rss_kib();

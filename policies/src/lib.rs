@@ -62,7 +62,7 @@ pub struct PolicyOptions {
     /// The API root for `openai:` policies (overrides `OPENAI_BASE_URL`).
     pub base_url: Option<String>,
     /// Where local LLMs run (`cpu`, `cuda`, `cuda:N`, `auto`; default `auto`,
-    /// see [`llm::device`]).
+    /// see [`models::device`]).
     pub device: Option<String>,
     /// Extra chat-template variables for local LLMs (vLLM's
     /// `chat_template_kwargs`), e.g. `{"enable_thinking": false}` for Qwen3
@@ -101,10 +101,10 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
         return Ok(Box::new(openai::OpenAiPolicy::new(cfg)));
     }
     let model = name.strip_prefix("llm:").unwrap_or(name);
-    if model == llm::tiny::NAME || name.starts_with("llm:") || llm::looks_like_model(model) {
+    if model == llm::tiny::NAME || name.starts_with("llm:") || models::looks_like_model(model) {
         let build = |e: llm::LlmError| PolicyNameError::Build { name: name.to_string(), reason: e.to_string() };
-        let device = llm::parse_device(opts.device.as_deref().unwrap_or("auto")).map_err(build)?;
-        let mut p = llm::LlmPolicy::load_on(model, &device).map_err(build)?;
+        let device = models::parse_device(opts.device.as_deref().unwrap_or("auto")).map_err(|e| build(e.into()))?;
+        let mut p = llm::load_on(model, &device).map_err(build)?;
         if let Some(kwargs) = &opts.chat_template_kwargs {
             p.set_template_kwargs(kwargs.clone());
         }
@@ -115,7 +115,7 @@ pub fn make_policy_with(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Poli
         known: policy_names()
             .iter()
             .map(|(n, _)| n.to_string())
-            .chain(llm::PRESETS.iter().map(|(n, _)| n.to_string()))
+            .chain(models::PRESETS.iter().map(|(n, _)| n.to_string()))
             .collect(),
     })
 }

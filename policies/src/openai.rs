@@ -96,7 +96,7 @@ pub fn parse_response(v: &Value) -> Result<Vec<Completion>, String> {
             toks.iter().filter_map(|t| t.get("logprob").and_then(Value::as_f64)).map(|x| x as f32).collect()
         });
         let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
-        out.push((index, Completion { action: Action::text(text), token_ids: None, logprobs }));
+        out.push((index, Completion { action: Action::text(text), logprobs, ..Completion::default() }));
     }
     out.sort_by_key(|(i, _)| *i);
     Ok(out.into_iter().map(|(_, c)| c).collect())
@@ -206,7 +206,7 @@ impl OpenAiPolicy {
         while out.len() < params.n {
             let need = params.n - out.len();
             let seed = if round == 0 { r.seed } else { derive_seed(r.seed, round) };
-            let body = request_body(&self.cfg, &r.observation.messages, params, need, seed);
+            let body = request_body(&self.cfg, r.messages, params, need, seed);
             let got = self.complete(&body)?;
             if got.is_empty() {
                 return Err(PolicyError::Other(format!("{}: the server returned no choices", self.name)));

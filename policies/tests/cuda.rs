@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use policies::llm::{LlmPolicy, ModelFiles, SampleOptions};
+use models::{ModelFiles, SampleOptions};
+use policies::llm::LlmPolicy;
 
 /// The fixtures folder: `$GYM_REPO/policies/tests/fixtures`, else the
 /// source tree this was built from, else `./policies/tests/fixtures`.

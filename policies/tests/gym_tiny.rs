@@ -18,6 +18,7 @@ fn mean_reward(policy: &dyn envs::Policy, seed: u64, episodes: usize) -> f64 {
         group_size: 1,
         threads: 1,
         sampling: SamplingParams::default(),
+        history: None,
     };
     let eps = envs::rollout(&maker, policy, &cfg, &|_| {}).unwrap();
     assert_eq!(eps.len(), episodes);

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use policies::llm::{LlmPolicy, ModelFiles, SampleOptions};
+use models::{ModelFiles, SampleOptions};
+use policies::llm::LlmPolicy;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use policies::llm::nn::log_softmax_last;
-use policies::llm::{LinearAdapter, LlmPolicy};
+use models::nn::log_softmax_last;
+use models::LinearAdapter;
+use policies::llm::LlmPolicy;
 
 /// `base + x·Aᵀ·Bᵀ` with both factors trainable and non-zero.
 #[derive(Debug)]

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use envs::onestep::{OneStepEnv, TaskItem, TaskSource};
 use envs::rewards::{answer_rubric, Tags};
 use envs::{rollout, EnvError, EnvMaker, RolloutConfig, SamplingParams};
-use policies::llm::{FinishReason, LlmPolicy, SampleOptions};
+use models::{FinishReason, SampleOptions};
+use policies::llm::LlmPolicy;
 
 struct Sums;
 
@@ -47,6 +48,7 @@ fn rollout_with_a_local_model_is_deterministic() {
         group_size: 2,
         threads: 2,
         sampling: SamplingParams { max_new_tokens: 12, temperature: 1.0, ..SamplingParams::default() },
+        history: None,
     };
     let a = rollout(&maker(), policy.as_ref(), &cfg, &|_| {}).unwrap();
     let b = rollout(&maker(), policy.as_ref(), &cfg, &|_| {}).unwrap();

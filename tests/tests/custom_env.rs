@@ -45,7 +45,14 @@ impl Env for Guess {
 fn a_user_env_registers_and_passes_the_checker() {
     let mut registry = Registry::builtin();
     registry.register(
-        EnvSpec { id: "guess", version: 1, description: "guess a digit", max_steps: 1, options: vec![] },
+        EnvSpec {
+            id: "guess",
+            version: 1,
+            description: "guess a digit",
+            max_steps: 1,
+            options: vec![],
+            ..EnvSpec::default()
+        },
         |_opts| Ok(Arc::new(|| Box::new(Guess { target: None, done: false }) as Box<dyn Env>) as EnvMaker),
     );
     let maker = registry.maker("guess", &registry.options("guess", &[] as &[&str]).unwrap()).unwrap();
@@ -76,6 +83,7 @@ fn the_checker_fails_an_env_that_does_not_build_under_one_option_set() {
             default: "ok",
             help: "whether the env builds",
         }],
+        ..EnvSpec::default()
     };
     registry.register(spec, |opts| match opts.text("mode") {
         "broken" => Err(EnvError::BadOption { name: "mode".into(), reason: "this env is broken".into() }),

@@ -17,6 +17,7 @@ fn run(env: &str, policy: &str, threads: usize, group: usize, episodes: usize) -
         group_size: group,
         threads,
         sampling: SamplingParams::default(),
+        history: None,
     };
     let eps = envs::rollout(&maker, p.as_ref(), &cfg, &|_| {}).unwrap();
     assert_eq!(eps.len(), episodes);
@@ -71,6 +72,7 @@ fn every_scripted_policy_runs_or_refuses_cleanly_on_every_env() {
                 group_size: 1,
                 threads: 1,
                 sampling: SamplingParams::default(),
+                history: None,
             };
             match envs::rollout(&maker, p.as_ref(), &cfg, &|_| {}) {
                 Ok(eps) => assert!(eps.iter().all(|e| e.total_reward.is_finite() && !e.steps.is_empty())),
@@ -128,10 +130,82 @@ fn a_panicking_worker_is_reported_as_a_panic_with_its_message() {
         group_size: 2,
         threads: 2,
         sampling: SamplingParams::default(),
+        history: None,
     };
     let err = envs::rollout(&maker, &Panicking, &cfg, &|_| {}).unwrap_err();
     assert!(matches!(err, envs::rollout::RolloutError::Panicked { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("panicked") && msg.contains("policy bug: index out of range"), "{msg}");
     assert!(!msg.contains("wrong number of completions"), "{msg}");
+}
+
+/// A policy that records the messages of every request and plays the
+/// first legal move.
+struct Recorder(std::sync::Mutex<Vec<Vec<envs::Message>>>);
+
+impl envs::Policy for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn generate(
+        &self,
+        requests: &[envs::Request<'_>],
+        _: &SamplingParams,
+    ) -> Result<Vec<Vec<envs::Completion>>, envs::PolicyError> {
+        let mut seen = self.0.lock().unwrap();
+        Ok(requests
+            .iter()
+            .map(|r| {
+                seen.push(r.messages.to_vec());
+                vec![envs::Completion::text(r.observation.legal_actions[0].clone())]
+            })
+            .collect())
+    }
+}
+
+fn conversations(history: Option<envs::History>) -> (Vec<Vec<envs::Message>>, Vec<envs::EpisodeRecord>) {
+    let reg = Registry::builtin();
+    let opts = reg.options("2048", &["size=3", "target=16"]).unwrap();
+    let maker = reg.maker("2048", &opts).unwrap();
+    let rec = Recorder(std::sync::Mutex::new(Vec::new()));
+    let cfg = RolloutConfig {
+        env_id: "2048".into(),
+        options: opts.to_map(),
+        episodes: 1,
+        seed: 3,
+        group_size: 1,
+        threads: 1,
+        sampling: SamplingParams::default(),
+        history,
+    };
+    let eps = envs::rollout(&maker, &rec, &cfg, &|_| {}).unwrap();
+    (rec.0.into_inner().unwrap(), eps)
+}
+
+#[test]
+fn a_multi_turn_policy_sees_the_whole_conversation_unless_told_otherwise() {
+    use envs::{Message, Role};
+    let (seen, eps) = conversations(None);
+    let ep = &eps[0];
+    assert!(ep.steps.len() >= 3, "a game of several moves");
+    // Turn t shows the first observation, then (reply, observation text) for every earlier turn:
+    // the conversation gym train samples from (trainers/src/envsource.rs).
+    for (t, msgs) in seen.iter().enumerate() {
+        assert_eq!(&msgs[..ep.prompt.len()], ep.prompt.as_slice(), "turn {t} starts with the first observation");
+        let rest = &msgs[ep.prompt.len()..];
+        assert_eq!(rest.len(), 2 * t, "turn {t}");
+        for (k, pair) in rest.chunks(2).enumerate() {
+            assert_eq!(pair[0], Message::assistant(ep.steps[k].action.clone()));
+            assert_eq!(pair[1].role, Role::User);
+            assert_eq!(pair[1].content, ep.steps[k + 1].observation, "turn {t}: observation {}", k + 1);
+        }
+    }
+    // --history latest: each turn shows only the latest observation; the game is the same.
+    let (latest, eps2) = conversations(Some(envs::History::Latest));
+    assert_eq!(eps2, eps);
+    assert_eq!(latest[0], seen[0]);
+    for (t, msgs) in latest.iter().enumerate().skip(1) {
+        assert!(msgs.len() <= ep.prompt.len(), "turn {t} shows one observation");
+        assert_eq!(msgs.last().map(|m| m.content.as_str()), Some(ep.steps[t].observation.as_str()));
+    }
 }

@@ -25,6 +25,7 @@ fn run(env: &str, policy: &str, pairs: &[&str]) -> EpisodeRecord {
         group_size: 1,
         threads: 1,
         sampling: SamplingParams::default(),
+        history: None,
     };
     rollout(&maker, policy.as_ref(), &cfg, &|_| {}).unwrap().remove(0)
 }

@@ -228,6 +228,7 @@ fn run(policy: &str, pairs: &[&str], episodes: usize, threads: usize) -> Vec<Epi
         group_size: 1,
         threads,
         sampling: SamplingParams::default(),
+        history: None,
     };
     rollout(&maker, policy.as_ref(), &cfg, &|_| {}).unwrap()
 }

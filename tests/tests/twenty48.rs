@@ -19,6 +19,7 @@ fn run(policy: &str, opts: &[&str], episodes: usize, seed: u64) -> Vec<EpisodeRe
         group_size: 1,
         threads: 2,
         sampling: SamplingParams::default(),
+        history: None,
     };
     rollout(&maker(opts), p.as_ref(), &cfg, &|_| {}).expect("rollout runs")
 }
@@ -123,6 +124,7 @@ fn trajectories_do_not_depend_on_thread_count() {
         group_size: 2,
         threads: 1,
         sampling: SamplingParams::default(),
+        history: None,
     };
     let m = maker(&["target=256"]);
     let a = rollout(&m, p.as_ref(), &cfg, &|_| {}).unwrap();

@@ -13,7 +13,7 @@ use trainers::GrpoTrainer;
 
 fn bench(c: &mut Criterion) {
     // As the `gym` binary does at start.
-    sandbox::alloc::tune_heap_for_tensors();
+    models::heap::tune_heap_for_tensors();
     let cfg = GrpoConfig {
         learning_rate: 3e-3,
         lr_scheduler_type: Schedule::Constant,

@@ -4,17 +4,15 @@
 
 #![allow(missing_docs)] // criterion generates undocumented items
 
-use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
 use envs::games::strategy::programs::program_2048;
-use policies::llm::LlmPolicy;
-use trainers::lora::LoraConfig;
+use models::lora::LoraConfig;
 use trainers::sft::{text_example, SftConfig, SftTrainer, SftWeights};
 
 fn bench(c: &mut Criterion) {
     // As the `gym` binary does at start.
-    sandbox::alloc::tune_heap_for_tensors();
-    let policy = LlmPolicy::load_on("gym-tiny", &Device::Cpu).expect("gym-tiny");
+    models::heap::tune_heap_for_tensors();
+    let policy = policies::llm::tiny::load().expect("gym-tiny");
     let examples = (0..64)
         .map(|seed| {
             text_example(&policy, "Write a 2048 strategy for a 4x4 board", &program_2048(seed)).expect("example")

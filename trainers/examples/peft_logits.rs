@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use policies::llm::{CausalLm, ModelConfig};
+use models::{CausalLm, ModelConfig};
 use trainers::Lora;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 use crate::grpo::{IsLevel, LossConfig, LossType, ScaleRewards};
-use crate::lora::LoraConfig;
 use crate::optim::{AdamWConfig, Schedule};
+use models::lora::LoraConfig;
 
 /// GRPO settings. Every field has a default; a TOML file sets any subset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

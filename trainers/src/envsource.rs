@@ -22,7 +22,11 @@
 //! tokens the model's chat template inserts for the env's next observation
 //! (end of the assistant turn, the user turn with the observation's last
 //! user message — what [`envs::Observation::text`] returns — and the next
-//! generation prompt). The policy sees the growing conversation: turn
+//! generation prompt). The policy sees the growing conversation — the
+//! rollout engine's [`envs::Conversation`], the same record `gym run` shows
+//! a policy (envs that show only their latest observation,
+//! [`envs::History::Latest`], are refused: one sequence per episode needs
+//! the whole conversation). Turn
 //! `t + 1` is sampled from the token ids of `prompt ++ completion so far`
 //! (token in, token out), so earlier replies are never re-tokenized and the
 //! sequence is exactly what the policy conditioned on at every turn.
@@ -60,10 +64,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use envs::policy::{Completion, PolicyError, Request, RequestKey};
-use envs::{Action, EnvMaker, EpisodeRecord, Message, Policy, RolloutConfig, SamplingParams};
-use policies::llm::sampling::SampleOptions;
-use policies::llm::{CausalLm, LlmPolicy};
+use envs::policy::{Completion, PolicyError, Request};
+use envs::{Action, EnvMaker, EpisodeRecord, History, Policy, RolloutConfig, SamplingParams};
+use models::sampling::SampleOptions;
+use models::CausalLm;
+use policies::llm::LlmPolicy;
 
 use crate::error::{Result, TrainError};
 use crate::trainer::{RolloutSource, Sequence};
@@ -135,6 +140,13 @@ impl EnvSource {
         seed: u64,
     ) -> Result<Vec<(EpisodeRecord, Sequence)>> {
         let budget = sampling.max_new_tokens;
+        if (self.maker)().history() == History::Latest {
+            return Err(TrainError::Rollout(format!(
+                "env `{}` shows policies only its latest observation; training samples every turn from the whole \
+                 conversation (one sequence per episode), so it cannot train this env as evaluated",
+                self.env_id
+            )));
+        }
         let cfg = RolloutConfig {
             env_id: self.env_id.clone(),
             options: self.options.clone(),
@@ -151,6 +163,7 @@ impl EnvSource {
                 max_new_tokens: self.max_turn_tokens.map_or(budget, |m| m.min(budget)),
                 stop: Vec::new(),
             },
+            history: Some(History::Full),
         };
         let turns = Turns { policy: &self.policy, budget, live: Mutex::new(BTreeMap::new()) };
         let eps = envs::rollout(&self.maker, &turns, &cfg, &|_| {}).map_err(|e| TrainError::Rollout(e.to_string()))?;
@@ -241,12 +254,10 @@ impl RolloutSource for EnvSource {
     }
 }
 
-/// The token record of one episode being played.
+/// The token record of one episode being played (its messages are the
+/// rollout's [`envs::Conversation`], passed with every request).
 #[derive(Debug, Default)]
 struct Trace {
-    /// The conversation so far (the first observation's messages, then
-    /// assistant replies and the observations' user texts).
-    messages: Vec<Message>,
     /// The chat rendering the last turn was sampled from (generation prompt
     /// included), plus that turn's reply text.
     rendered: String,
@@ -282,10 +293,7 @@ impl Turns<'_> {
     /// episode has no room left for them and a sampled token.
     fn extend(&self, tr: &mut Trace, r: &Request<'_>) -> Result<bool, PolicyError> {
         let p = self.policy;
-        let text = r.observation.text();
-        let mut messages = tr.messages.clone();
-        messages.push(Message::user(text));
-        let next = p.render_prompt(&messages).map_err(|e| self.err(e.to_string()))?;
+        let next = p.render_prompt(r.messages).map_err(|e| self.err(e.to_string()))?;
         let Some(rest) = next.strip_prefix(tr.rendered.as_str()) else {
             return Err(PolicyError::Unsupported(format!(
                 "{}: the chat template is not prefix-preserving: the conversation rendered for turn {} of env `{}` \
@@ -316,7 +324,6 @@ impl Turns<'_> {
         }
         tr.completion.extend_from_slice(&ids);
         tr.mask.resize(tr.completion.len(), false);
-        tr.messages = messages;
         tr.rendered = next;
         Ok(true)
     }
@@ -326,17 +333,16 @@ impl Turns<'_> {
         let p = self.policy;
         let key = (r.key.seed, r.key.sample);
         let mut tr = if r.key.step == 0 {
-            let messages = r.observation.messages.clone();
-            let rendered = p.render_prompt(&messages).map_err(|e| self.err(e.to_string()))?;
+            let rendered = p.render_prompt(r.messages).map_err(|e| self.err(e.to_string()))?;
             let prompt = p.encode(&rendered).map_err(|e| self.err(e.to_string()))?;
-            Trace { messages, rendered, prompt, ..Trace::default() }
+            Trace { rendered, prompt, ..Trace::default() }
         } else {
             let tr = self.lock().remove(&key);
             let mut tr = tr.ok_or_else(|| self.err(format!("turn {} of an episode never started", r.key.step)))?;
             if tr.cut || !self.extend(&mut tr, r)? {
                 tr.cut = true;
                 self.lock().insert(key, tr);
-                return Ok(Completion::default());
+                return Ok(Completion::end_episode());
             }
             tr
         };
@@ -357,11 +363,15 @@ impl Turns<'_> {
         tr.completion.extend_from_slice(&s.token_ids);
         tr.mask.resize(tr.completion.len(), true);
         tr.rendered.push_str(&reply);
-        tr.messages.push(Message::assistant(reply.clone()));
         tr.last.clone_from(&s.token_ids);
         tr.turns += 1;
         self.lock().insert(key, tr);
-        Ok(Completion { action: Action::text(reply), token_ids: Some(s.token_ids), logprobs: Some(s.logprobs) })
+        Ok(Completion {
+            action: Action::text(reply),
+            token_ids: Some(s.token_ids),
+            logprobs: Some(s.logprobs),
+            ends_episode: false,
+        })
     }
 }
 
@@ -375,9 +385,5 @@ impl Policy for Turns<'_> {
             return Err(self.err(format!("multi-turn training samples one completion per request (n = {})", params.n)));
         }
         requests.iter().map(|r| Ok(vec![self.turn(r, params)?])).collect()
-    }
-
-    fn ends_episode(&self, key: &RequestKey<'_>) -> bool {
-        self.lock().get(&(key.seed, key.sample)).is_some_and(|t| t.cut)
     }
 }

@@ -7,8 +7,11 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),
-    /// Loading or running the model failed.
+    /// Loading, running or writing the model failed.
     #[error("model: {0}")]
+    Model(#[from] models::ModelError),
+    /// The policy (tokenizer, chat template) failed.
+    #[error("policy: {0}")]
     Llm(#[from] policies::llm::LlmError),
     /// A file could not be read or written.
     #[error("io: {0}")]
@@ -16,14 +19,6 @@ pub enum TrainError {
     /// JSON (de)serialisation failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-    /// A named file or folder could not be read, parsed or written.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file or folder.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
     /// Invalid settings.
     #[error("config: {0}")]
     Config(String),

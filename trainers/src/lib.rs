@@ -1,5 +1,8 @@
 //! # trainers — fine-tuning policies on env rewards
 //!
+//! The networks, LoRA adapters and exports are in [`models`]; this crate
+//! holds the losses, optimisers and training loops.
+//!
 //! * [`grpo`]: GRPO's math exactly as TRL 1.16 computes it (advantages,
 //!   importance ratios, clipped surrogate, k3 KL, aggregation per
 //!   `loss_type`) on plain arrays with analytic per-token gradients — the
@@ -8,17 +11,17 @@
 //! * [`loss`]: the same loss on tensors, differentiable (tested equal to
 //!   [`grpo`] in value and gradient).
 //! * [`score`]: chunked log-probs / entropies and a memory-lean backward.
-//! * [`lora`]: LoRA adapters on gym's candle models, PEFT import/export.
 //! * [`optim`]: AdamW, learning-rate schedules, gradient clipping.
 //! * [`checkpoint`]: atomic checkpoints and resume.
-//! * [`export`]: LoRA merged into the base, written as a Hugging Face
-//!   folder or as GGUF (f16, q8_0) for llama.cpp.
 //! * [`config`]: [`GrpoConfig`] with TRL's `GRPOConfig` names (TOML).
 //! * [`trainer`]: [`GrpoTrainer`], the loop, and the [`RolloutSource`]
 //!   trait that feeds it completions and rewards.
 //! * [`envsource`]: [`envsource::EnvSource`], rewards from registered envs.
 //! * [`sft`]: supervised fine-tuning (completion-only cross-entropy) on
 //!   LoRA adapters or all weights, from TRL-format JSONL or env data.
+//! * [`run`]: whole runs ([`run::GrpoRun`], [`run::SftRun`]): output
+//!   folder, settings in layers, metrics file, resume, checkpoint cadence,
+//!   saving — what `gym train` drives.
 //! * [`toy`]: the toy learning setups (tiny random Qwen2, char tokenizer,
 //!   `count_a`, `echo`) that prove the trainer learns.
 
@@ -26,11 +29,10 @@ pub mod checkpoint;
 pub mod config;
 pub mod envsource;
 pub mod error;
-pub mod export;
 pub mod grpo;
-pub mod lora;
 pub mod loss;
 pub mod optim;
+pub mod run;
 pub mod score;
 pub mod sft;
 pub mod toy;
@@ -38,5 +40,5 @@ pub mod trainer;
 
 pub use config::GrpoConfig;
 pub use error::{Result, TrainError};
-pub use lora::{Lora, LoraConfig};
+pub use models::lora::{Lora, LoraConfig};
 pub use trainer::{GrpoTrainer, Metrics, RolloutSource, Sequence};

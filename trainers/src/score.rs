@@ -26,8 +26,8 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, D};
-pub use policies::llm::Activations;
-use policies::llm::{CausalLm, Checkpoints};
+pub use models::Activations;
+use models::{CausalLm, Checkpoints};
 
 use crate::error::{Result, TrainError};
 
@@ -177,7 +177,7 @@ pub fn backward(
         start += n;
     }
     let dh = Tensor::cat(&parts, 0)?.reshape((b, c, hsize))?.to_dtype(scored.hidden.dtype())?;
-    policies::llm::device::mem_trace(model.device(), format_args!("head gradient"));
+    models::device::mem_trace(model.device(), format_args!("head gradient"));
     if let Some(ck) = &scored.checkpoints {
         // The decoder's output covers every position; only the completion
         // positions (the last `c`, see `ScoreBatch`) receive a gradient.

@@ -28,16 +28,18 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use envs::{EnvMaker, Message, Role};
-use policies::llm::{CausalLm, LlmPolicy, ModelConfig, ModelFiles};
+use models::{CausalLm, ModelConfig, ModelFiles};
+use policies::llm::LlmPolicy;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, TrainError};
-use crate::lora::{Lora, LoraConfig};
 use crate::optim::{clip_grad_norm, learning_rate, AdamW, AdamWConfig, Schedule};
 use crate::score::ScoreBatch;
 use crate::trainer::Metrics;
+use models::export::{write_hf, Merged};
+use models::lora::{Lora, LoraConfig};
 
 /// One tokenized training example.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -477,68 +479,27 @@ impl SftTrainer {
         Ok(m)
     }
 
-    /// Writes a loadable model folder: the tokenizer, chat template and
-    /// configs of `files`, and the trained weights (full: every weight;
-    /// LoRA: the base with the adapters merged in, plus `adapter/` in PEFT
-    /// format).
+    /// Writes a loadable model folder with [`models::export::write_hf`]:
+    /// the configs, tokenizer and chat template of the base `files`, and
+    /// the trained weights (full: every weight; LoRA: the base with the
+    /// adapters merged in, plus `adapter/` in PEFT format).
     pub fn save(&self, files: &ModelFiles, dir: &Path) -> Result<()> {
-        let tensors = match (&self.varmap, &self.lora) {
+        let merged = match (&self.varmap, &self.lora) {
             (Some(vm), None) => {
                 let data = vm.data().lock().map_err(|_| TrainError::Config("VarMap lock poisoned".into()))?;
-                data.iter().map(|(k, v)| (k.clone(), v.as_detached_tensor())).collect()
+                let weights = data.iter().map(|(k, v)| (k.clone(), v.as_detached_tensor())).collect();
+                Merged::with_weights(&files.dir, weights)?
             }
             (_, Some(lora)) => {
                 lora.save_peft(&dir.join("adapter"), &files.dir.display().to_string())?;
-                let mut base = load_weights(files)?;
-                merge_lora(lora, &mut base)?;
+                let mut base = Merged::load(&files.dir)?;
+                base.add_lora(lora)?;
                 base
             }
             (None, None) => return Err(TrainError::Config("nothing to save".into())),
         };
-        save_model_folder(files, &tensors, dir)
+        Ok(write_hf(&merged, dir, None)?)
     }
-}
-
-/// Every weight of a model folder (all shards), on the CPU.
-pub fn load_weights(files: &ModelFiles) -> Result<HashMap<String, Tensor>> {
-    let mut out = HashMap::new();
-    for f in &files.weights {
-        out.extend(candle_core::safetensors::load(f, &Device::Cpu)?);
-    }
-    Ok(out)
-}
-
-/// Adds `scale·B·A` of every adapter of `lora` to its base weight in
-/// `tensors` (HF names), so the adapters can be dropped.
-pub fn merge_lora(lora: &Lora, tensors: &mut HashMap<String, Tensor>) -> Result<()> {
-    for l in lora.layers() {
-        let key = format!("{}.weight", l.name());
-        let w = tensors.get(&key).ok_or_else(|| TrainError::Config(format!("base weights lack `{key}`")))?;
-        let merged = (w.to_dtype(DType::F32)? + l.delta()?.to_device(w.device())?)?.to_dtype(w.dtype())?;
-        tensors.insert(key, merged);
-    }
-    Ok(())
-}
-
-/// Writes `tensors` as `model.safetensors` next to copies of the
-/// tokenizer, chat template and configs of `files`.
-pub fn save_model_folder(files: &ModelFiles, tensors: &HashMap<String, Tensor>, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut copy = vec![&files.config, &files.tokenizer];
-    copy.extend(files.tokenizer_config.iter());
-    copy.extend(files.chat_template.iter());
-    copy.extend(files.generation_config.iter());
-    for f in copy {
-        if let Some(name) = f.file_name() {
-            std::fs::copy(f, dir.join(name))?;
-        }
-    }
-    let cpu: HashMap<String, Tensor> = tensors
-        .iter()
-        .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
-        .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&cpu, dir.join("model.safetensors"))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -678,9 +639,12 @@ mod tests {
             let b = l.b();
             b.set(&Tensor::randn(0f32, 0.1, b.shape(), &Device::Cpu).unwrap()).unwrap();
         }
-        let mut tensors = spec.weights(3, &Device::Cpu).unwrap();
-        merge_lora(&lora, &mut tensors).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), spec.config_json().to_string()).unwrap();
+        let mut m = Merged::with_weights(dir.path(), spec.weights(3, &Device::Cpu).unwrap()).unwrap();
+        m.add_lora(&lora).unwrap();
         let cfg = ModelConfig::from_json(&spec.config_json()).unwrap();
+        let tensors = m.tensors.into_iter().collect();
         let merged = CausalLm::load(&cfg, VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)).unwrap();
         let ids = Tensor::new(&[[BOS, 4, 5, 6]], &Device::Cpu).unwrap();
         let a = model.forward(&ids, None).unwrap();

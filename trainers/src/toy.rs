@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use policies::llm::sampling::{generate, Detokenize, FinishReason, SampleOptions};
-use policies::llm::{CausalLm, ModelConfig};
+use models::sampling::{generate, Detokenize, FinishReason, SampleOptions};
+use models::{CausalLm, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -58,7 +58,7 @@ impl CharTokenizer {
 }
 
 impl Detokenize for CharTokenizer {
-    fn detokenize(&self, ids: &[u32]) -> policies::llm::error::Result<String> {
+    fn detokenize(&self, ids: &[u32]) -> models::Result<String> {
         Ok(self.decode(ids))
     }
 }

@@ -26,8 +26,8 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor, Var};
 use envs::policy::derive_seed;
-use policies::llm::sampling::SampleOptions;
-use policies::llm::CausalLm;
+use models::sampling::SampleOptions;
+use models::CausalLm;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -35,10 +35,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::GrpoConfig;
 use crate::error::{Result, TrainError};
 use crate::grpo::{advantages, combine_rewards, token_weights};
-use crate::lora::Lora;
 use crate::loss::{grpo_loss, LossInputs};
 use crate::optim::{clip_grad_norm, learning_rate, AdamW};
 use crate::score::{backward, score, Activations, ScoreBatch};
+use models::lora::Lora;
 
 /// One sampled completion with its rewards.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +199,7 @@ impl GrpoTrainer {
         &self.opt
     }
 
-    /// Restores counters and optimizer state (see [`crate::checkpoint`]).
+    /// Restores counters and optimizer state (for `checkpoint::restore`).
     pub(crate) fn restore(&mut self, step: usize, micro: usize, generations: usize, num_tokens: f64) {
         self.step = step;
         self.micro = micro;
@@ -262,13 +262,13 @@ impl GrpoTrainer {
         let seed = derive_seed(cfg.seed, 1_000_000 + self.generations as u64);
         let t0 = Instant::now();
         self.lora.set_training(false);
-        policies::llm::device::mem_trace(self.model.device(), format_args!("before generation"));
+        models::device::mem_trace(self.model.device(), format_args!("before generation"));
         // Sampling needs no gradient: on the CPU in f32 it runs on a copy
         // with the adapters merged in (see `Lora::merged_copy`).
         let merged = self.lora.merged_copy(&self.model)?;
         let mut seqs = source.generate(merged.as_ref().unwrap_or(&self.model), prompts, g, &self.sampling(), seed)?;
         drop(merged);
-        policies::llm::device::mem_trace(self.model.device(), format_args!("generated"));
+        models::device::mem_trace(self.model.device(), format_args!("generated"));
         if seqs.len() != prompts * g {
             return Err(TrainError::Rollout(format!("expected {} completions, got {}", prompts * g, seqs.len())));
         }
@@ -424,9 +424,9 @@ impl GrpoTrainer {
                 DType::F32,
                 dev,
             )?;
-            policies::llm::device::mem_trace(dev, format_args!("before scoring"));
+            models::device::mem_trace(dev, format_args!("before scoring"));
             let scored = score(&self.model, &batch, self.cfg.temperature, self.cfg.logit_chunk_rows, keep, &per_block)?;
-            policies::llm::device::mem_trace(dev, format_args!("scored"));
+            models::device::mem_trace(dev, format_args!("scored"));
             let lp = Var::from_tensor(&scored.logprobs)?;
             let out = grpo_loss(lp.as_tensor(), &inputs, &cfg)?;
             st.loss += out.loss.to_scalar::<f32>()? as f64;
@@ -444,7 +444,7 @@ impl GrpoTrainer {
             if g_lp.abs()?.sum_all()?.to_scalar::<f32>()? == 0.0 {
                 continue; // e.g. every advantage 0 and beta 0: nothing to backpropagate
             }
-            policies::llm::device::mem_trace(dev, format_args!("loss differentiated"));
+            models::device::mem_trace(dev, format_args!("loss differentiated"));
             let store = backward(
                 &self.model,
                 &batch,

@@ -38,9 +38,10 @@ impl Env for Chatty {
 #[test]
 fn trains_on_a_registered_one_step_env() {
     let mut reg = Registry::new();
-    reg.register(EnvSpec { id: "chatty", version: 1, description: "talk", max_steps: 1, options: vec![] }, |_| {
-        Ok(Arc::new(|| Box::new(Chatty { seed: None }) as Box<dyn Env>) as EnvMaker)
-    });
+    reg.register(
+        EnvSpec { id: "chatty", version: 1, description: "talk", max_steps: 1, options: vec![], ..EnvSpec::default() },
+        |_| Ok(Arc::new(|| Box::new(Chatty { seed: None }) as Box<dyn Env>) as EnvMaker),
+    );
     let options = reg.options("chatty", &[] as &[&str]).unwrap();
     let maker = reg.maker("chatty", &options).unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests/fixtures/tiny-qwen2");

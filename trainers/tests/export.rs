@@ -9,10 +9,10 @@ use std::process::Command;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
+use models::export::{self, ExportFormat};
 use policies::llm::LlmPolicy;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainers::export::{self, ExportFormat};
 use trainers::{Lora, LoraConfig};
 
 fn fixture(name: &str) -> PathBuf {
@@ -125,7 +125,7 @@ fn file_errors_name_the_file_and_are_not_config_errors() {
     std::fs::write(&blocker, "not a folder").unwrap();
     let out = blocker.join("merged");
     let e = export::export(&fixture("tiny-qwen2"), None, &out, ExportFormat::Hf, None).unwrap_err();
-    assert!(matches!(e, trainers::TrainError::File { .. }), "{e:?}");
+    assert!(matches!(e, models::ModelError::File { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(msg.contains(&out.display().to_string()) && !msg.starts_with("config"), "{msg}");
     // An unreadable config.json is a file error that names it.
@@ -133,7 +133,7 @@ fn file_errors_name_the_file_and_are_not_config_errors() {
     std::fs::create_dir(&base).unwrap();
     std::fs::write(base.join("config.json"), "{ not json").unwrap();
     let e = export::merge(&base, None).unwrap_err();
-    assert!(matches!(e, trainers::TrainError::File { .. }), "{e:?}");
+    assert!(matches!(e, models::ModelError::File { .. }), "{e:?}");
     assert!(e.to_string().contains("config.json") && e.to_string().contains("invalid JSON"), "{e}");
 }
 
@@ -242,4 +242,52 @@ fn gguf_exports_load_with_the_gguf_python_package() {
             assert!(out.contains(&format!("OK {}", file.display())), "{out}");
         }
     }
+}
+
+/// SFT's saved `model/` and `gym export` of its `model/adapter/` are the same
+/// folder: one merge routine, one writer (file modes, `dtype`, files copied).
+#[test]
+fn sft_model_folder_equals_the_export_of_its_adapter() {
+    use trainers::sft::{SftConfig, SftExample, SftTrainer, SftWeights};
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture("tiny-qwen2");
+    let policy = LlmPolicy::load(base.to_str().unwrap()).unwrap();
+    let example = SftExample { prompt: vec![1, 40, 41], completion: vec![200, 7], mask: vec![true, true] };
+    let cfg =
+        SftConfig { weights: SftWeights::Lora(LoraConfig { r: 4, ..LoraConfig::default() }), ..SftConfig::default() };
+    let trainer = SftTrainer::new(policy.model().clone(), None, vec![example], cfg).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for l in trainer.lora().unwrap().layers() {
+        let (o, r) = l.b().dims2().unwrap();
+        let v: Vec<f32> = (0..o * r).map(|_| rng.gen_range(-0.2..0.2)).collect();
+        l.b().set(&Tensor::from_vec(v, (o, r), &Device::Cpu).unwrap()).unwrap();
+    }
+    let files = models::ModelFiles::from_dir(&base).unwrap();
+    let saved = tmp.path().join("model");
+    trainer.save(&files, &saved).unwrap();
+    let exported = tmp.path().join("exported");
+    export::export(&base, Some(&saved.join("adapter")), &exported, ExportFormat::Hf, None).unwrap();
+    let list = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "adapter")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&saved), list(&exported));
+    for f in list(&saved) {
+        let (a, b) = (std::fs::read(saved.join(&f)).unwrap(), std::fs::read(exported.join(&f)).unwrap());
+        assert!(a == b, "{f} differs between SFT's model folder and gym export");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |d: &Path| std::fs::metadata(d.join(&f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&saved), mode(&exported), "{f}: file mode");
+        }
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(saved.join("config.json")).unwrap()).unwrap();
+    assert!(cfg.get("torch_dtype").or_else(|| cfg.get("dtype")).is_some(), "the saved config names its dtype");
 }

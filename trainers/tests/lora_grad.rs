@@ -1,7 +1,7 @@
 //! LoRA gradient flow and the chunked scoring path, on the toy model.
 
 use candle_core::{Device, Tensor, D};
-use policies::llm::nn::log_softmax_last;
+use models::nn::log_softmax_last;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainers::score::{backward, score, Activations, ScoreBatch};

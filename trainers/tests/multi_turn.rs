@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
-use envs::{Action, Env, EnvError, EnvMaker, EnvSpec, Message, Observation, Registry, Step, StepInfo};
-use policies::llm::sampling::SampleOptions;
-use policies::llm::{CausalLm, LlmPolicy};
+use envs::{Action, Env, EnvError, EnvMaker, EnvSpec, History, Message, Observation, Registry, Step, StepInfo};
+use models::sampling::SampleOptions;
+use models::CausalLm;
+use policies::llm::LlmPolicy;
 use trainers::config::GrpoConfig;
 use trainers::envsource::EnvSource;
 use trainers::grpo::{aggregate, per_token_losses, token_weights, LossConfig, LossType};
@@ -22,6 +23,7 @@ use trainers::{GrpoTrainer, RolloutSource, Sequence};
 /// (capped at 1) per turn, and `never` (no reward).
 struct Talk {
     turn: Option<usize>,
+    history: History,
 }
 
 fn talk_obs(text: String) -> Observation {
@@ -43,13 +45,22 @@ impl Env for Talk {
         let done = *turn == 3;
         Ok(Step::new(talk_obs(format!("Turn {}.", *turn + 1)), info, done, false))
     }
+
+    fn history(&self) -> History {
+        self.history
+    }
 }
 
 fn talk_maker() -> EnvMaker {
+    talk_maker_with(History::Full)
+}
+
+fn talk_maker_with(history: History) -> EnvMaker {
     let mut reg = Registry::new();
-    reg.register(EnvSpec { id: "talk", version: 1, description: "talk", max_steps: 10, options: vec![] }, |_| {
-        Ok(Arc::new(|| Box::new(Talk { turn: None }) as Box<dyn Env>) as EnvMaker)
-    });
+    reg.register(
+        EnvSpec { id: "talk", version: 1, description: "talk", max_steps: 10, options: vec![], ..EnvSpec::default() },
+        move |_| Ok(Arc::new(move || Box::new(Talk { turn: None, history }) as Box<dyn Env>) as EnvMaker),
+    );
     let options = reg.options("talk", &[] as &[&str]).unwrap();
     reg.maker("talk", &options).unwrap()
 }
@@ -386,4 +397,12 @@ fn the_trainer_trains_on_policy_tokens_only() {
             assert!((m["entropy"] - masked(&e0)).abs() < 1e-4, "entropy {} vs {}", m["entropy"], masked(&e0));
         }
     }
+}
+
+#[test]
+fn an_env_showing_only_its_latest_observation_is_refused_for_training() {
+    let policy = LlmPolicy::load(fixture().to_str().unwrap()).unwrap();
+    let mut src = EnvSource::new("talk", Default::default(), talk_maker_with(History::Latest), policy);
+    let e = src.episodes(2, 2, &sampling(50), 1).unwrap_err().to_string();
+    assert!(e.contains("latest observation") && e.contains("talk"), "{e}");
 }

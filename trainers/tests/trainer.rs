@@ -1,8 +1,8 @@
 //! The training loop: gradient flow, masking, determinism, checkpoints.
 
 use candle_core::Device;
-use policies::llm::sampling::SampleOptions;
-use policies::llm::CausalLm;
+use models::sampling::SampleOptions;
+use models::CausalLm;
 use trainers::config::GrpoConfig;
 use trainers::optim::Schedule;
 use trainers::toy::{TinyModelSpec, ToySource, ToyTask, BOS};

@@ -1,5 +1,6 @@
 //! The built-in environments.
 
+pub mod echo;
 pub mod math;
 pub mod strategy;
 pub mod sudoku;

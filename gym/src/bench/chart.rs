@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::policy::{Report, Row};
+use super::report::{Report, Row};
 
 const COLORS: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 

@@ -14,6 +14,7 @@
 pub mod chart;
 pub mod model;
 pub mod policy;
+pub mod report;
 pub mod server;
 pub mod stats;
 

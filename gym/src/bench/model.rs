@@ -18,8 +18,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::Tensor;
 use envs::policy::derive_seed;
-use policies::llm::sampling::{generate, FinishReason, NoText, SampleOptions};
-use policies::llm::{default_dtype, parse_device, random, CausalLm, ModelConfig, RandomInit};
+use models::sampling::{generate, FinishReason, NoText, SampleOptions};
+use models::{default_dtype, parse_device, random, CausalLm, ModelConfig, RandomInit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainers::{GrpoConfig, GrpoTrainer, RolloutSource, Sequence};
@@ -151,7 +151,7 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
     };
     sync(&model)?;
     let load_s = t0.elapsed().as_secs_f64();
-    let dev_name = policies::llm::device::device_name(&device);
+    let dev_name = models::device::device_name(&device);
     let head = serde_json::json!({"shape": a.shape, "device": dev_name, "dtype": format!("{dtype:?}"), "gen_lora": a.gen_lora,
         "prompt_len": a.prompt_len, "new_tokens": a.new_tokens, "group": a.group, "init_seconds": load_s});
     let report = match a.what.as_str() {

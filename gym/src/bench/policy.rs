@@ -12,6 +12,7 @@ use envs::{Completion, Policy, PolicyError, Registry, Request, RolloutConfig, Sa
 
 use serde::{Deserialize, Serialize};
 
+pub use super::report::{Report, Row};
 use super::stats::{mean_ci, wilson};
 
 /// The default suite, embedded so `--suite default` works from any directory.
@@ -119,53 +120,6 @@ impl Suite {
     }
 }
 
-/// One (env, policy) row of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Row {
-    /// The env id.
-    pub env: String,
-    /// The policy name.
-    pub policy: String,
-    /// Whether this is a baseline (reference) row.
-    pub baseline: bool,
-    /// Episodes run.
-    pub episodes: usize,
-    /// Fraction of successful episodes.
-    pub success_rate: f64,
-    /// Wilson 95% interval of the success rate.
-    pub success_ci: [f64; 2],
-    /// Mean episode reward.
-    pub mean_reward: f64,
-    /// Student-t 95% interval of the mean reward.
-    pub reward_ci: [f64; 2],
-    /// Mean steps per episode.
-    pub mean_steps: f64,
-    /// Generated tokens per episode (0 for scripted policies).
-    pub tokens_per_episode: f64,
-    /// Mean wall time of one policy call per step, in milliseconds.
-    pub policy_ms_per_step: f64,
-    /// Episodes per second (env + policy, all threads).
-    pub episodes_per_s: f64,
-    /// Why the row has no numbers (e.g. the baseline does not support the env).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
-}
-
-/// A policy-benchmark report (`bench.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// The suite's name.
-    pub suite: String,
-    /// The suite's version.
-    pub suite_version: u32,
-    /// The benchmarked policy.
-    pub policy: String,
-    /// gym's version.
-    pub gym_version: String,
-    /// Rows: for each env, the policy first, then the baselines.
-    pub rows: Vec<Row>,
-}
-
 /// Times a policy's `generate` calls.
 struct Timed<'a> {
     inner: &'a dyn Policy,
@@ -186,9 +140,6 @@ impl Policy for Timed<'_> {
     }
     fn privileged(&self) -> bool {
         self.inner.privileged()
-    }
-    fn ends_episode(&self, key: &envs::policy::RequestKey<'_>) -> bool {
-        self.inner.ends_episode(key)
     }
 }
 
@@ -212,6 +163,7 @@ fn run_row(
         group_size: 1,
         threads,
         sampling: SamplingParams::default(),
+        history: None,
     };
     let timed = Timed { inner: policy, nanos: AtomicU64::new(0), calls: AtomicU64::new(0) };
     let t0 = Instant::now();
@@ -375,7 +327,7 @@ pub fn run(a: PolicyBenchArgs) -> anyhow::Result<()> {
     let suite = Suite::load(&a.suite)?;
     let baselines: Vec<String> =
         a.baselines.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-    let reg = crate::serve::echo::serve_registry();
+    let reg = envs::Registry::builtin();
     let popts = policies::PolicyOptions { base_url: a.base_url.clone(), ..Default::default() };
     let report = run_suite(&reg, &suite, &a.policy, &popts, &baselines, a.threads, a.max_episodes)?;
     let paths = write_outputs(&report, &a.out)?;

@@ -385,7 +385,7 @@ pub async fn run_async(a: ServerBenchArgs) -> anyhow::Result<ServerReport> {
         .map(|s| s.trim().parse::<usize>().with_context(|| format!("--sessions: `{s}` is not a number")))
         .collect::<Result<_, _>>()?;
     anyhow::ensure!(levels.iter().all(|&n| n > 0), "--sessions values must be at least 1");
-    crate::serve::raise_fd_limit();
+    ::serve::raise_fd_limit();
     let a = Arc::new(a);
     let mut out = Vec::new();
     for &n in &levels {

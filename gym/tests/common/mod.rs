@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use envs::{Action, Env, EnvError, EnvSpec, Message, Observation, OptionKind, OptionSpec, Registry, Step, StepInfo};
 use futures_util::{SinkExt, StreamExt};
-use gym::serve::{EnvService, ServerConfig};
 use serde_json::{json, Value};
+use serve::{EnvService, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
@@ -114,6 +114,7 @@ pub fn test_registry() -> Registry {
                 OptionSpec { name: "fail", kind: OptionKind::Bool, default: "false", help: "factory fails" },
                 OptionSpec { name: "image", kind: OptionKind::Bool, default: "false", help: "attach a PNG" },
             ],
+            ..EnvSpec::default()
         },
         |o| {
             if o.bool("fail") {
@@ -154,10 +155,10 @@ impl Server {
 /// Starts a server for `env` of `registry` on a free loopback port.
 pub async fn start_with(registry: Registry, env: &str, opts: &[&str], config: ServerConfig) -> Server {
     let svc = EnvService::new(registry, env, opts, config).expect("valid env");
-    let listener = gym::serve::bind("127.0.0.1:0").await.expect("bind");
+    let listener = serve::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(gym::serve::serve_on(listener, svc.clone(), async move {
+    let task = tokio::spawn(serve::serve_on(listener, svc.clone(), async move {
         let _ = rx.await;
     }));
     Server { addr, svc, stop: Some(tx), task }

@@ -3,8 +3,10 @@
 
 use minijinja::{Environment, Error, ErrorKind, Value};
 
-use super::error::{read_json, read_to_string, LlmError, Result};
-use super::files::ModelFiles;
+use models::error::{read_json, read_to_string};
+use models::ModelFiles;
+
+use super::error::{LlmError, Result};
 
 /// A model's chat template, ready to render.
 #[derive(Debug)]

@@ -1,48 +1,13 @@
-//! Errors from loading and running LLMs.
+//! Errors from LLM policies.
 
-use std::path::PathBuf;
-
-/// What can go wrong loading or running an LLM.
+/// What can go wrong loading or running an LLM policy.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LlmError {
-    /// A file the model needs is absent.
-    #[error("missing {what}: {} ({hint})", path.display())]
-    MissingFile {
-        /// Which file (e.g. `config.json`).
-        what: String,
-        /// Where it was looked for.
-        path: PathBuf,
-        /// How to get it.
-        hint: String,
-    },
-    /// A model named by preset or repo id is not in the local cache.
-    #[error(
-        "model `{name}` ({repo}) is not available locally; looked in {}. Get it with `huggingface-cli download {repo}` \
-         (or `hf download {repo}`), or set HF_HOME / HF_HUB_CACHE to the cache that holds it, or pass a local folder \
-         in Hugging Face layout",
-        looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-    )]
-    NotDownloaded {
-        /// The name given.
-        name: String,
-        /// The Hugging Face repo id.
-        repo: String,
-        /// The folders searched.
-        looked: Vec<PathBuf>,
-    },
-    /// A config field is missing or malformed.
-    #[error("{file}: {message}")]
-    Config {
-        /// The file (e.g. `config.json`).
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The model uses an architecture or feature gym does not implement.
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    /// A tensor operation failed (shape mismatch, missing weight, ...).
+    /// Loading, running or writing the network failed.
+    #[error(transparent)]
+    Model(#[from] models::ModelError),
+    /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
     /// The tokenizer failed to load or run.
@@ -51,28 +16,15 @@ pub enum LlmError {
     /// The chat template failed to parse or render.
     #[error("chat template: {0}")]
     Template(String),
-    /// The requested device is unknown or unavailable.
-    #[error("{0}")]
-    Device(String),
-    /// Reading a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
+    /// A bundled file is malformed.
+    #[error("{file}: {message}")]
+    Config {
         /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        file: String,
+        /// What is wrong.
+        message: String,
     },
 }
 
 /// Short alias.
 pub type Result<T, E = LlmError> = std::result::Result<T, E>;
-
-pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| LlmError::Io { path: path.to_path_buf(), source })
-}
-
-pub(crate) fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
-    let text = read_to_string(path)?;
-    serde_json::from_str(&text)
-        .map_err(|e| LlmError::Config { file: path.display().to_string(), message: format!("invalid JSON: {e}") })
-}

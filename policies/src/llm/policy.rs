@@ -5,12 +5,23 @@ use candle_nn::VarBuilder;
 use envs::policy::{Completion, PolicyError, Request, SamplingParams};
 use envs::{Action, Message, Policy};
 
+use models::config::{id_list, Arch, ModelConfig};
+use models::error::read_json;
+use models::sampling::{generate, Detokenize, Sample, SampleOptions};
+use models::{CausalLm, ModelFiles};
+
 use super::chat::{parse_harmony, ChatTemplate};
-use super::config::{id_list, Arch, ModelConfig};
-use super::error::{read_json, LlmError, Result};
-use super::files::ModelFiles;
-use super::model::CausalLm;
-use super::sampling::{generate, Sample, SampleOptions};
+use super::error::{LlmError, Result};
+
+/// A tokenizer as a [`Detokenize`] for [`models::generate`] (stop strings).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenizerText<'a>(pub &'a tokenizers::Tokenizer);
+
+impl Detokenize for TokenizerText<'_> {
+    fn detokenize(&self, ids: &[u32]) -> models::Result<String> {
+        self.0.decode(ids, false).map_err(|e| models::ModelError::Tokenizer(e.to_string()))
+    }
+}
 
 /// Sampling defaults from `generation_config.json`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,20 +66,17 @@ pub struct LlmPolicy {
 
 impl LlmPolicy {
     /// Loads a model by preset name, local folder or hub repo id on the
-    /// default device ([`super::device::default_device`]: the first CUDA GPU
+    /// default device ([`models::device::default_device`]: the first CUDA GPU
     /// in a `cuda` build when one answers, else the CPU) in its dtype
-    /// (bf16 on GPUs, f32 on CPUs).
+    /// (bf16 on GPUs, f32 on CPUs). `gym-tiny` is [`super::load_on`]'s.
     pub fn load(name: &str) -> Result<Self> {
-        Self::load_on(name, &super::device::default_device())
+        Self::load_on(name, &models::device::default_device())
     }
 
-    /// Loads a model on `device`, in [`super::device::default_dtype`].
+    /// Loads a model on `device`, in [`models::device::default_dtype`].
     pub fn load_on(name: &str, device: &Device) -> Result<Self> {
-        if name == super::tiny::NAME {
-            return super::tiny::load_on(device);
-        }
         let files = ModelFiles::resolve(name)?;
-        Self::from_files(name, &files, device, super::device::default_dtype(device))
+        Self::from_files(name, &files, device, models::device::default_dtype(device))
     }
 
     /// Loads a model from resolved files.
@@ -188,7 +196,7 @@ impl LlmPolicy {
 
     /// Samples `n` completions of a raw token prompt.
     pub fn sample_ids(&self, prompt: &[u32], n: usize, opts: &SampleOptions) -> Result<Vec<Sample>> {
-        generate(&self.model, &self.tokenizer, prompt, n, opts)
+        Ok(generate(&self.model, &TokenizerText(&self.tokenizer), prompt, n, opts)?)
     }
 
     /// Samples `n` replies to a chat.
@@ -206,7 +214,10 @@ impl LlmPolicy {
         }
     }
 
-    fn options(&self, params: &SamplingParams, seed: u64) -> SampleOptions {
+    /// The model's sampling options for an env's [`SamplingParams`] (the one
+    /// place the two meet): the same knobs, this model's EOS ids, and the
+    /// request's seed.
+    pub fn sample_options(&self, params: &SamplingParams, seed: u64) -> SampleOptions {
         SampleOptions {
             temperature: params.temperature,
             top_p: params.top_p,
@@ -230,7 +241,7 @@ impl Policy for LlmPolicy {
             .iter()
             .map(|r| {
                 let samples = self
-                    .sample_chat(&r.observation.messages, params.n, &self.options(params, r.seed))
+                    .sample_chat(r.messages, params.n, &self.sample_options(params, r.seed))
                     .map_err(|e| PolicyError::Other(format!("{}: {e}", self.name)))?;
                 Ok(samples
                     .into_iter()
@@ -238,6 +249,7 @@ impl Policy for LlmPolicy {
                         action: Action::text(self.reply_text(&s)),
                         token_ids: Some(s.token_ids),
                         logprobs: Some(s.logprobs),
+                        ends_episode: false,
                     })
                     .collect())
             })

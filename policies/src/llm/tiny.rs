@@ -23,12 +23,11 @@
 use candle_core::Device;
 use candle_nn::VarBuilder;
 
+use models::{CausalLm, ModelConfig, RandomInit};
+
 use super::chat::ChatTemplate;
-use super::config::ModelConfig;
 use super::error::{LlmError, Result};
-use super::model::CausalLm;
 use super::policy::{GenerationConfig, LlmPolicy};
-use super::random::RandomInit;
 
 /// The policy name.
 pub const NAME: &str = "gym-tiny";
@@ -50,7 +49,7 @@ fn parse(text: &str, file: &str) -> Result<serde_json::Value> {
 
 /// The model's config.
 pub fn config() -> Result<ModelConfig> {
-    ModelConfig::from_json(&parse(CONFIG, "gym-tiny/config.json")?)
+    Ok(ModelConfig::from_json(&parse(CONFIG, "gym-tiny/config.json")?)?)
 }
 
 fn assemble(name: &str, model: CausalLm) -> Result<LlmPolicy> {
@@ -67,7 +66,7 @@ pub fn load() -> Result<LlmPolicy> {
 
 /// Loads the bundled gym-tiny on `device` (f32 on CPUs, bf16 on GPUs).
 pub fn load_on(device: &Device) -> Result<LlmPolicy> {
-    let vb = VarBuilder::from_buffered_safetensors(WEIGHTS.to_vec(), super::device::default_dtype(device), device)?;
+    let vb = VarBuilder::from_buffered_safetensors(WEIGHTS.to_vec(), models::device::default_dtype(device), device)?;
     let model = CausalLm::load(&config()?, vb)?;
     assemble(NAME, model)
 }

@@ -93,7 +93,13 @@ mod tests {
     use envs::{Observation, RequestKey};
 
     fn req<'a>(obs: &'a Observation, env: &'a str, seed: u64, sample: usize, step: usize) -> Request<'a> {
-        Request { observation: obs, oracle: None, seed: 0, key: RequestKey { env, seed, sample, step } }
+        Request {
+            observation: obs,
+            messages: &obs.messages,
+            oracle: None,
+            seed: 0,
+            key: RequestKey { env, seed, sample, step },
+        }
     }
 
     #[test]

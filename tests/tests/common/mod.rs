@@ -17,6 +17,7 @@ pub fn rollout_env(env: &str, opts: &[String], policy: &str, episodes: usize, se
         group_size: 1,
         threads: 2,
         sampling: Default::default(),
+        history: None,
     };
     envs::rollout(&m, p.as_ref(), &cfg, &|_| {}).unwrap()
 }

@@ -73,6 +73,7 @@ pub fn spec() -> EnvSpec {
         .into_iter()
         .chain(tag_options())
         .collect(),
+        ..EnvSpec::default()
     }
 }
 

@@ -76,6 +76,10 @@ impl Env for Explained {
     fn demonstration(&self) -> Option<Action> {
         self.inner.demonstration()
     }
+
+    fn history(&self) -> crate::History {
+        self.inner.history()
+    }
 }
 
 #[cfg(test)]

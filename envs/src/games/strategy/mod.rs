@@ -189,6 +189,7 @@ fn spec(kind: Kind) -> EnvSpec {
                 description: "Write a program that plays 2048; graded against random play on the same boards",
                 max_steps: 1,
                 options,
+                ..EnvSpec::default()
             }
         }
         Kind::Sudoku => {
@@ -210,6 +211,7 @@ fn spec(kind: Kind) -> EnvSpec {
                 description: "Write a program that fills a Sudoku one digit per call; graded against random play",
                 max_steps: 1,
                 options,
+                ..EnvSpec::default()
             }
         }
     }

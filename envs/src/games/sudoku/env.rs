@@ -144,6 +144,7 @@ pub fn spec() -> EnvSpec {
                 help: "answer: reply with the whole grid; move: place one digit per turn as `row col digit`",
             },
         ],
+        ..EnvSpec::default()
     }
 }
 

@@ -84,7 +84,7 @@ pub use env::{
 use std::sync::Arc;
 
 use crate::env::{Env, EnvError};
-use crate::registry::{EnvSpec, OptionKind, OptionSpec, Options, Registry};
+use crate::registry::{ActionIds, EnvSpec, OptionKind, OptionSpec, Options, Registry};
 
 /// The spec's step limit (and the largest `max_turns`).
 pub const MAX_STEPS: usize = 5000;
@@ -129,6 +129,11 @@ pub fn spec() -> EnvSpec {
                 help: "random games played at reset to set the reward baseline",
             },
         ],
+        action_ids: Some(ActionIds {
+            names: &["up", "right", "down", "left"],
+            reply: "<answer>{}</answer>",
+            board_field: Some("board"),
+        }),
     }
 }
 
@@ -166,7 +171,8 @@ mod tests {
 
     #[test]
     fn registered_env_passes_the_checker() {
-        let r = Registry::builtin();
+        let mut r = Registry::new();
+        register(&mut r);
         let opts = r.options::<&str>("2048", &[]).unwrap();
         let maker = r.maker("2048", &opts).unwrap();
         crate::check::check_env(&maker, MAX_STEPS).unwrap();
@@ -176,7 +182,8 @@ mod tests {
 
     #[test]
     fn bad_targets_are_rejected() {
-        let r = Registry::builtin();
+        let mut r = Registry::new();
+        register(&mut r);
         let opts = r.options("2048", &["target=1000"]).unwrap();
         assert!(r.maker("2048", &opts).is_err());
         assert!(r.options("2048", &["size=9"]).is_err());

@@ -96,7 +96,7 @@ impl Core {
                 self.total_reward = 0.0;
                 let meta = wire::reset_metadata(&svc.env_id, &episode_id, seed);
                 self.episode_id = Some(episode_id);
-                let o = wire::observation_json(&obs, svc.dialect, false, true, &meta);
+                let o = wire::observation_json(&obs, svc.spec.action_ids.as_ref(), false, true, &meta);
                 Reply::ok(json!({"type": "observation", "data": wire::observation_data(o, None, false)}).to_string())
             }
             Err(e) => Reply::err(ErrorCode::ExecutionError, &e.to_string(), Map::new()),
@@ -116,7 +116,8 @@ impl Core {
                     self.episode_id.as_deref().unwrap_or(""),
                     self.seed.unwrap_or(0),
                 );
-                let o = wire::observation_json(&step.observation, svc.dialect, step.done(), false, &meta);
+                let o =
+                    wire::observation_json(&step.observation, svc.spec.action_ids.as_ref(), step.done(), false, &meta);
                 let data = wire::observation_data(o, Some(step.reward), step.done());
                 Reply::ok(json!({"type": "observation", "data": data}).to_string())
             }
@@ -231,7 +232,7 @@ fn dispatch(svc: &Arc<EnvService>, core: &mut Option<Core>, msg: Incoming) -> Di
         },
         "step" => {
             let data = if data.is_null() { Value::Object(Map::new()) } else { data };
-            match wire::parse_action(&data, svc.dialect) {
+            match wire::parse_action(&data, svc.spec.action_ids.as_ref()) {
                 Ok(a) => Job::Step(a),
                 Err(errs) => return Dispatch::Now(Reply::validation(errs)),
             }

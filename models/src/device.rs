@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device};
 
-use super::error::{LlmError, Result};
+use crate::error::{ModelError, Result};
 
 /// The device specs [`parse_device`] accepts.
 pub const DEVICE_SPECS: [&str; 4] = ["auto", "cpu", "cuda", "cuda:N"];
@@ -38,7 +38,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         s => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => n,
             None => {
-                return Err(LlmError::Device(format!(
+                return Err(ModelError::Device(format!(
                     "unknown device `{spec}`; expected one of {}",
                     DEVICE_SPECS.join(", ")
                 )))
@@ -46,13 +46,13 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         },
     };
     if !cuda_compiled() {
-        return Err(LlmError::Device(format!(
+        return Err(ModelError::Device(format!(
             "device `{spec}`: this gym was built without the `cuda` feature; build it with \
              `scripts/build_cuda.sh` (or `cargo build --release -p gym --features cuda`) or use --device cpu"
         )));
     }
     Device::new_cuda(ordinal)
-        .map_err(|e| LlmError::Device(format!("device `{spec}`: cannot open CUDA GPU {ordinal}: {e}")))
+        .map_err(|e| ModelError::Device(format!("device `{spec}`: cannot open CUDA GPU {ordinal}: {e}")))
 }
 
 /// The dtype for frozen base weights on `device`: bf16 on GPUs, f32 on CPUs.
@@ -141,6 +141,22 @@ pub fn cpu_threads_for(hidden_size: usize, cores: usize) -> usize {
         cores.min(SMALL_MODEL_THREADS)
     } else {
         cores
+    }
+}
+
+/// Caps candle's CPU threads for a model of `hidden_size` (see
+/// [`cpu_threads_for`]) unless `RAYON_NUM_THREADS` is set or `device` is
+/// not the CPU. Call it before any tensor work, while the process has one
+/// thread: it sets `RAYON_NUM_THREADS`, which candle reads on every op and
+/// rayon when its pool starts.
+pub fn cap_cpu_threads(hidden_size: usize, device: &Device) {
+    if !device.is_cpu() || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = cpu_threads_for(hidden_size, cores);
+    if n < cores {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }
 

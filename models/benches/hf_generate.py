@@ -3,7 +3,7 @@
 Qwen2.5-0.5B-shaped model (f32, CPU), the same workloads: prefill of 64
 tokens; 16-token prompt + 16 sampled tokens for n = 1 and n = 8.
 
-    python3 policies/benches/hf_generate.py
+    python3 models/benches/hf_generate.py
 """
 import statistics
 import time

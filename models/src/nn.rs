@@ -14,7 +14,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::config::{ModelConfig, RopeScaling};
+use crate::config::{ModelConfig, RopeScaling};
 
 /// Which projection a [`Linear`] is, for choosing LoRA targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,13 +18,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::model::CausalLm;
+use crate::nn::{LinearAdapter, LinearKind};
 use candle_core::{DType, Tensor, Var};
-use policies::llm::{CausalLm, LinearAdapter, LinearKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 
 /// The attention and MLP projections (PEFT's "all-linear" for decoder LLMs).
 pub const ALL_LINEAR: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -192,15 +193,15 @@ impl Lora {
     /// `B` is zero, so the adapted model starts equal to the base.
     pub fn attach(model: &mut CausalLm, config: &LoraConfig, seed: u64) -> Result<Self> {
         if config.r == 0 {
-            return Err(TrainError::Config("LoRA rank r must be at least 1".into()));
+            return Err(ModelError::Invalid("LoRA rank r must be at least 1".into()));
         }
         if !(0.0..1.0).contains(&config.lora_dropout) {
-            return Err(TrainError::Config(format!("lora_dropout {} is not in [0, 1)", config.lora_dropout)));
+            return Err(ModelError::Invalid(format!("lora_dropout {} is not in [0, 1)", config.lora_dropout)));
         }
         let targets = config.targets();
         let known: BTreeSet<&str> = model.linears().iter().map(|l| l.kind().module_name()).collect();
         if let Some(bad) = targets.iter().find(|t| !known.contains(t.as_str())) {
-            return Err(TrainError::Config(format!(
+            return Err(ModelError::Invalid(format!(
                 "target module `{bad}` is not in this model (adaptable: {})",
                 known.into_iter().collect::<Vec<_>>().join(", ")
             )));
@@ -328,9 +329,9 @@ impl Lora {
         for l in &self.layers {
             for (suffix, var) in [("lora_A", &l.a), ("lora_B", &l.b)] {
                 let key = format!("base_model.model.{}.{suffix}.weight", l.name);
-                let t = tensors.get(&key).ok_or_else(|| TrainError::Config(format!("adapter file lacks `{key}`")))?;
+                let t = tensors.get(&key).ok_or_else(|| ModelError::Invalid(format!("adapter file lacks `{key}`")))?;
                 if t.dims() != var.dims() {
-                    return Err(TrainError::Config(format!(
+                    return Err(ModelError::Invalid(format!(
                         "`{key}` has shape {:?}, expected {:?}",
                         t.dims(),
                         var.dims()
@@ -395,7 +396,7 @@ impl Lora {
         let r = v
             .get("r")
             .and_then(|x| x.as_u64())
-            .ok_or_else(|| TrainError::Config("adapter_config.json: no `r`".into()))? as usize;
+            .ok_or_else(|| ModelError::Invalid("adapter_config.json: no `r`".into()))? as usize;
         let target_modules = match v.get("target_modules") {
             Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
             Some(serde_json::Value::String(s)) => vec![s.clone()],

@@ -4,13 +4,13 @@
 //! tokens (after a 16-token prompt) for one sample and for a group of 8
 //! sharing the prompt's cache.
 //!
-//! `cargo bench -p policies --bench generate -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p models --bench generate -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)] // criterion_group! generates undocumented public items
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use policies::llm::sampling::NoText;
-use policies::llm::{generate, random, CausalLm, RandomInit, SampleOptions};
+use models::sampling::NoText;
+use models::{generate, random, CausalLm, RandomInit, SampleOptions};
 
 fn bench(c: &mut Criterion) {
     let cfg = random::shape("qwen2.5-0.5b").expect("known shape");

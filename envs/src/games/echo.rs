@@ -2,11 +2,14 @@
 //! contract as OpenEnv's legacy echo env (and the Python reference server in
 //! `scripts/openenv_reference_server.py`): the reply is echoed back, reward
 //! `min(0.1 × length, 1.0)`, the episode ends after `steps` steps.
-//! `gym serve echo` serves it; it is not one of the training envs.
+//! Registered with the built-in envs (so the conformance suite checks it);
+//! it exists for `gym serve echo` and server benchmarks, not for training.
 
 use std::sync::Arc;
 
-use envs::{Action, Env, EnvError, EnvSpec, Message, Observation, OptionKind, OptionSpec, Registry, Step, StepInfo};
+use crate::env::{Env, EnvError};
+use crate::registry::{EnvSpec, OptionKind, OptionSpec, Registry};
+use crate::types::{Action, Message, Observation, Step, StepInfo};
 use serde_json::json;
 
 /// The echo env.
@@ -55,11 +58,8 @@ impl Env for Echo {
     }
 }
 
-/// Adds `echo` to a registry (unless it already has one).
+/// Registers `echo`.
 pub fn register(r: &mut Registry) {
-    if r.spec("echo").is_ok() {
-        return;
-    }
     r.register(
         EnvSpec {
             id: "echo",
@@ -72,6 +72,7 @@ pub fn register(r: &mut Registry) {
                 default: "1",
                 help: "steps per episode",
             }],
+            ..EnvSpec::default()
         },
         |o| {
             let steps = o.int("steps").max(1) as usize;
@@ -80,22 +81,16 @@ pub fn register(r: &mut Registry) {
     );
 }
 
-/// The envs `gym serve` offers: the built-in envs plus `echo`.
-pub fn serve_registry() -> Registry {
-    let mut r = Registry::builtin();
-    register(&mut r);
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn echo_passes_the_env_checker() {
-        let r = serve_registry();
+        let mut r = Registry::new();
+        register(&mut r);
         let maker = r.maker("echo", &r.options("echo", &["steps=3"]).unwrap()).unwrap();
-        envs::check::check_env(&maker, 3).unwrap();
+        crate::check::check_env(&maker, 3).unwrap();
         let mut e = maker();
         e.reset(0).unwrap();
         let s = e.step(&Action::text("hello")).unwrap();

@@ -28,12 +28,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::config::{Arch, ModelConfig};
+use crate::files::{weight_files, ModelFiles};
+use crate::lora::Lora;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
-use policies::llm::{Arch, ModelConfig, ModelFiles};
 use serde_json::Value;
 
-use crate::error::{Result, TrainError};
+use crate::error::{ModelError, Result};
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +63,7 @@ impl ExportFormat {
 }
 
 impl FromStr for ExportFormat {
-    type Err = TrainError;
+    type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
@@ -69,7 +71,7 @@ impl FromStr for ExportFormat {
             "gguf-f16" => ExportFormat::GgufF16,
             "gguf-q8_0" | "gguf-q8" => ExportFormat::GgufQ8_0,
             other => {
-                return Err(TrainError::Config(format!(
+                return Err(ModelError::Invalid(format!(
                     "unknown export format `{other}` (valid: {})",
                     Self::NAMES.join(", ")
                 )))
@@ -84,7 +86,7 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
         "f32" | "float32" => Ok(DType::F32),
         "bf16" | "bfloat16" => Ok(DType::BF16),
         "f16" | "float16" => Ok(DType::F16),
-        other => Err(TrainError::Config(format!("unknown dtype `{other}` (valid: f32, bf16, f16)"))),
+        other => Err(ModelError::Invalid(format!("unknown dtype `{other}` (valid: f32, bf16, f16)"))),
     }
 }
 
@@ -106,13 +108,13 @@ pub struct Merged {
     pub merged: Vec<String>,
 }
 
-fn missing(what: &str, path: &Path, hint: &str) -> TrainError {
-    TrainError::Config(format!("{what} not found: {} ({hint})", path.display()))
+fn missing(what: &str, path: &Path, hint: &str) -> ModelError {
+    ModelError::Invalid(format!("{what} not found: {} ({hint})", path.display()))
 }
 
 /// A file error naming the file.
-fn file_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::File { path: path.display().to_string(), reason: e.to_string() }
+fn file_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::File { path: path.display().to_string(), reason: e.to_string() }
 }
 
 fn read_json_file(path: &Path) -> Result<Value> {
@@ -128,39 +130,6 @@ pub fn base_dir(name: &str) -> Result<PathBuf> {
         return Ok(p.to_path_buf());
     }
     Ok(ModelFiles::resolve(name)?.dir)
-}
-
-/// The safetensors files of a model folder (the shards of
-/// `model.safetensors.index.json`, or `model.safetensors`).
-fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let v = read_json_file(&index)?;
-        let map = v
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| TrainError::Config(format!("{}: missing field `weight_map`", index.display())))?;
-        let mut shards: Vec<&str> = map.values().filter_map(Value::as_str).collect();
-        shards.sort_unstable();
-        shards.dedup();
-        return shards
-            .into_iter()
-            .map(|s| {
-                let p = dir.join(s);
-                if p.is_file() {
-                    Ok(p)
-                } else {
-                    Err(missing("weight shard", &p, "named by model.safetensors.index.json"))
-                }
-            })
-            .collect();
-    }
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        Ok(vec![single])
-    } else {
-        Err(missing("model.safetensors (or model.safetensors.index.json)", &single, "weights must be safetensors"))
-    }
 }
 
 fn is_float(dtype: DType) -> bool {
@@ -179,7 +148,7 @@ fn adapter_settings(dir: &Path) -> Result<AdapterSettings> {
         return Err(missing("adapter_config.json", &path, "a PEFT adapter folder, as `gym train` writes to adapter/"));
     }
     let v = read_json_file(&path)?;
-    let field_err = |field: &str, msg: &str| TrainError::Config(format!("{}: field `{field}`: {msg}", path.display()));
+    let field_err = |field: &str, msg: &str| ModelError::Invalid(format!("{}: field `{field}`: {msg}", path.display()));
     if let Some(t) = v.get("peft_type").and_then(Value::as_str) {
         if t != "LORA" {
             return Err(field_err("peft_type", &format!("`{t}` is not supported (only LORA)")));
@@ -203,22 +172,84 @@ fn adapter_settings(dir: &Path) -> Result<AdapterSettings> {
     Ok(AdapterSettings { scale })
 }
 
+impl Merged {
+    /// The base model of folder `base` alone: its config and every weight.
+    pub fn load(base: &Path) -> Result<Self> {
+        let mut m = Self::config_only(base)?;
+        for file in weight_files(base)? {
+            let t = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| file_err(&file, e))?;
+            m.tensors.extend(t);
+        }
+        m.base_dtype = m.tensors.values().map(Tensor::dtype).find(|d| is_float(*d)).unwrap_or(DType::F32);
+        Ok(m)
+    }
+
+    /// The config of folder `base` with `weights` (Hugging Face names) in
+    /// place of its own: a fully fine-tuned model. The dtype written by
+    /// default is that of the first float tensor of `weights`.
+    pub fn with_weights(base: &Path, weights: HashMap<String, Tensor>) -> Result<Self> {
+        let mut m = Self::config_only(base)?;
+        m.tensors = weights.into_iter().collect();
+        m.base_dtype = m.tensors.values().map(Tensor::dtype).find(|d| is_float(*d)).unwrap_or(DType::F32);
+        Ok(m)
+    }
+
+    fn config_only(base: &Path) -> Result<Self> {
+        let cfg_path = base.join("config.json");
+        if !cfg_path.is_file() {
+            return Err(missing("config.json", &cfg_path, "the base must be a Hugging Face model folder"));
+        }
+        let config_json = read_json_file(&cfg_path)?;
+        let config = ModelConfig::from_json(&config_json)?;
+        Ok(Self {
+            base_dir: base.to_path_buf(),
+            config_json,
+            config,
+            tensors: BTreeMap::new(),
+            base_dtype: DType::F32,
+            merged: Vec::new(),
+        })
+    }
+
+    /// Adds `delta` (a LoRA update `scale·B·A`) to weight `name` in f32:
+    /// the one merge routine behind `gym export`, SFT's saved model and
+    /// GRPO's `--save-merged`. `source` names where the delta came from,
+    /// for errors.
+    pub fn add_delta(&mut self, name: &str, delta: &Tensor, source: &str) -> Result<()> {
+        let w = self.tensors.get(name).ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "{source}: adapter for `{name}`, which the base model ({}) does not have",
+                self.base_dir.display()
+            ))
+        })?;
+        if delta.dims() != w.dims() {
+            return Err(ModelError::Invalid(format!(
+                "{source}: a {:?} update for `{name}` of shape {:?} (adapter for another model?)",
+                delta.dims(),
+                w.dims()
+            )));
+        }
+        let new = (w.to_dtype(DType::F32)? + delta.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)?;
+        self.tensors.insert(name.to_string(), new);
+        if let Err(at) = self.merged.binary_search_by(|m| m.as_str().cmp(name)) {
+            self.merged.insert(at, name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Merges every adapter of an in-memory [`Lora`].
+    pub fn add_lora(&mut self, lora: &Lora) -> Result<()> {
+        for l in lora.layers() {
+            self.add_delta(&format!("{}.weight", l.name()), &l.delta()?, "LoRA")?;
+        }
+        Ok(())
+    }
+}
+
 /// Loads the base weights of `base` (a folder) and merges the PEFT adapter
 /// in `adapter` (none: the base alone).
 pub fn merge(base: &Path, adapter: Option<&Path>) -> Result<Merged> {
-    let cfg_path = base.join("config.json");
-    if !cfg_path.is_file() {
-        return Err(missing("config.json", &cfg_path, "the base must be a Hugging Face model folder"));
-    }
-    let config_json = read_json_file(&cfg_path)?;
-    let config = ModelConfig::from_json(&config_json)?;
-    let mut tensors = BTreeMap::new();
-    for file in weight_files(base)? {
-        let t = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| file_err(&file, e))?;
-        tensors.extend(t);
-    }
-    let base_dtype = tensors.values().map(Tensor::dtype).find(|d| is_float(*d)).unwrap_or(DType::F32);
-    let mut merged = Vec::new();
+    let mut m = Merged::load(base)?;
     if let Some(dir) = adapter {
         let settings = adapter_settings(dir)?;
         let file = dir.join("adapter_model.safetensors");
@@ -232,46 +263,28 @@ pub fn merge(base: &Path, adapter: Option<&Path>) -> Result<Merged> {
             if key.ends_with(".lora_B.weight") {
                 let a_key = key.replace(".lora_B.weight", ".lora_A.weight");
                 if !lora.contains_key(&a_key) {
-                    return Err(TrainError::Config(format!("{}: `{key}` has no `{a_key}`", file.display())));
+                    return Err(ModelError::Invalid(format!("{}: `{key}` has no `{a_key}`", file.display())));
                 }
                 continue;
             }
             let Some(module) = key.strip_suffix(".lora_A.weight") else {
-                return Err(TrainError::Config(format!(
+                return Err(ModelError::Invalid(format!(
                     "{}: tensor `{key}` is not a LoRA A/B matrix (modules_to_save and biases are not supported)",
                     file.display()
                 )));
             };
             let b_key = format!("{module}.lora_B.weight");
-            let b = lora.get(&b_key).ok_or_else(|| TrainError::Config(format!("{}: no `{b_key}`", file.display())))?;
+            let b = lora.get(&b_key).ok_or_else(|| ModelError::Invalid(format!("{}: no `{b_key}`", file.display())))?;
             let a = &lora[key];
             let name = format!("{}.weight", module.strip_prefix("base_model.model.").unwrap_or(module));
-            let w = tensors.get(&name).ok_or_else(|| {
-                TrainError::Config(format!(
-                    "{}: adapter for `{name}`, which the base model ({}) does not have",
-                    file.display(),
-                    base.display()
-                ))
-            })?;
             let delta = (b.to_dtype(DType::F32)?.matmul(&a.to_dtype(DType::F32)?)? * settings.scale)?;
-            if delta.dims() != w.dims() {
-                return Err(TrainError::Config(format!(
-                    "{}: `{module}` gives a {:?} update for `{name}` of shape {:?} (adapter for another model?)",
-                    file.display(),
-                    delta.dims(),
-                    w.dims()
-                )));
-            }
-            let new = (w.to_dtype(DType::F32)? + delta)?;
-            tensors.insert(name.clone(), new);
-            merged.push(name);
+            m.add_delta(&name, &delta, &format!("{}: `{module}`", file.display()))?;
         }
-        if merged.is_empty() {
-            return Err(TrainError::Config(format!("{}: no LoRA tensors", file.display())));
+        if m.merged.is_empty() {
+            return Err(ModelError::Invalid(format!("{}: no LoRA tensors", file.display())));
         }
     }
-    merged.sort();
-    Ok(Merged { base_dir: base.to_path_buf(), config_json, config, tensors, base_dtype, merged })
+    Ok(m)
 }
 
 fn dtype_name(d: DType) -> &'static str {
@@ -430,7 +443,7 @@ pub fn llama_permute(w: &Tensor, heads: usize) -> Result<Tensor> {
     let dims = w.dims().to_vec();
     let rows = dims[0];
     if heads == 0 || !rows.is_multiple_of(2 * heads) {
-        return Err(TrainError::Config(format!("cannot permute {rows} rows over {heads} heads")));
+        return Err(ModelError::Invalid(format!("cannot permute {rows} rows over {heads} heads")));
     }
     let rest: usize = dims[1..].iter().product();
     let t = w.reshape((heads, 2, rows / heads / 2, rest))?.transpose(1, 2)?.contiguous()?;
@@ -440,7 +453,7 @@ pub fn llama_permute(w: &Tensor, heads: usize) -> Result<Tensor> {
 /// Llama 3 RoPE scaling as llama.cpp's `rope_freqs.weight`: per frequency the
 /// divisor applied to it.
 fn llama3_rope_factors(cfg: &ModelConfig) -> Option<Vec<f32>> {
-    let policies::llm::config::RopeScaling::Llama3 {
+    let crate::config::RopeScaling::Llama3 {
         factor,
         low_freq_factor,
         high_freq_factor,
@@ -508,13 +521,13 @@ fn detect_pre(pre: &Value, file: &Path) -> Result<&'static str> {
     match patterns.as_slice() {
         [] if byte_level_regex => Ok("gpt-2"),
         [one] => PRE_TOKENIZERS.iter().find(|(p, _)| p == one).map(|(_, n)| *n).ok_or_else(|| {
-            TrainError::Config(format!(
+            ModelError::Invalid(format!(
                 "{}: pre_tokenizer split pattern is not one llama.cpp knows here (recognised: {}, GPT-2 byte-level)",
                 file.display(),
                 PRE_TOKENIZERS.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
             ))
         }),
-        _ => Err(TrainError::Config(format!(
+        _ => Err(ModelError::Invalid(format!(
             "{}: field `pre_tokenizer`: expected one split pattern, found {}",
             file.display(),
             patterns.len()
@@ -530,7 +543,7 @@ fn tokenizer_metadata(m: &Merged) -> Result<Vec<(String, gguf_file::Value)>> {
         return Err(missing("tokenizer.json", &path, "GGUF export needs the base model's tokenizer"));
     }
     let tok = read_json_file(&path)?;
-    let field = |f: &str, msg: &str| TrainError::Config(format!("{}: field `{f}`: {msg}", path.display()));
+    let field = |f: &str, msg: &str| ModelError::Invalid(format!("{}: field `{f}`: {msg}", path.display()));
     let model = tok.get("model").ok_or_else(|| field("model", "missing"))?;
     if model.get("type").and_then(Value::as_str) != Some("BPE") {
         return Err(field("model.type", "only byte-level BPE tokenizers can be exported to GGUF"));
@@ -663,7 +676,7 @@ pub fn write_gguf(m: &Merged, out: &Path, ty: GgufType) -> Result<()> {
     use gguf_file::Value as G;
     let cfg = &m.config;
     let arch = gguf_arch(cfg.arch).ok_or_else(|| {
-        TrainError::Config(format!(
+        ModelError::Invalid(format!(
             "GGUF export of {:?} models is not supported (supported: llama, qwen2, qwen3); use --format hf",
             cfg.arch
         ))
@@ -695,7 +708,7 @@ pub fn write_gguf(m: &Merged, out: &Path, ty: GgufType) -> Result<()> {
     let mut qt: Vec<(String, QTensor)> = Vec::new();
     for (hf, t) in &m.tensors {
         let g = gguf_name(hf).ok_or_else(|| {
-            TrainError::Config(format!("tensor `{hf}` has no GGUF name for {arch} (unexpected in this architecture)"))
+            ModelError::Invalid(format!("tensor `{hf}` has no GGUF name for {arch} (unexpected in this architecture)"))
         })?;
         let mut t = t.to_dtype(DType::F32)?;
         if cfg.arch == Arch::Llama {
@@ -840,7 +853,7 @@ mod tests {
         let cfg = ModelConfig::from_json(&v).unwrap();
         let f = llama3_rope_factors(&cfg).unwrap();
         // gym's Rope applies the same scaling: base frequency / factor must equal its inverse frequency.
-        let rope = policies::llm::nn::Rope::new(&cfg);
+        let rope = crate::nn::Rope::new(&cfg);
         for (i, (fac, inv)) in f.iter().zip(rope.inv_freq()).enumerate() {
             let base = 1.0 / 500000f64.powf((2 * i) as f64 / 16.0);
             assert!(((base / *fac as f64) as f32 - inv).abs() <= 1e-6 * inv.abs().max(1e-30), "{i}: {fac} {inv}");

@@ -7,8 +7,8 @@ use candle_core::{DType, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::error::{LlmError, Result};
-use super::model::CausalLm;
+use crate::error::{ModelError, Result};
+use crate::model::CausalLm;
 
 /// How to sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,12 +137,6 @@ pub trait Detokenize {
     fn detokenize(&self, ids: &[u32]) -> Result<String>;
 }
 
-impl Detokenize for tokenizers::Tokenizer {
-    fn detokenize(&self, ids: &[u32]) -> Result<String> {
-        self.decode(ids, false).map_err(|e| LlmError::Tokenizer(e.to_string()))
-    }
-}
-
 /// A detokenizer that yields no text: for benchmarks and other callers that
 /// need only token ids (no stop strings can match).
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,6 +146,15 @@ impl Detokenize for NoText {
     fn detokenize(&self, _ids: &[u32]) -> Result<String> {
         Ok(String::new())
     }
+}
+
+/// The random stream of completion `row` of a group sampled with `seed`:
+/// ChaCha8 keyed by the seed, one ChaCha stream per row, so a row's draws
+/// do not depend on how many rows share the batch.
+fn row_rng(seed: u64, row: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(row as u64);
+    rng
 }
 
 struct Row {
@@ -174,7 +177,7 @@ pub fn generate(
     o: &SampleOptions,
 ) -> Result<Vec<Sample>> {
     if prompt.is_empty() {
-        return Err(LlmError::Tokenizer("empty prompt".into()));
+        return Err(ModelError::Tokenizer("empty prompt".into()));
     }
     let dev = model.device().clone();
     let mut cache = model.new_cache();
@@ -184,7 +187,7 @@ pub fn generate(
     let mut rows: Vec<Row> = (0..n)
         .map(|i| Row {
             index: i,
-            rng: ChaCha8Rng::seed_from_u64(envs::policy::derive_seed(o.seed, i as u64)),
+            rng: row_rng(o.seed, i),
             ids: Vec::new(),
             logprobs: Vec::new(),
             text: String::new(),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{read_json, LlmError, Result};
+use crate::error::{read_json, ModelError, Result};
 
 /// Named presets and the Hugging Face repos they stand for.
 pub const PRESETS: &[(&str, &str)] = &[
@@ -47,7 +47,31 @@ fn required(dir: &Path, name: &str, hint: &str) -> Result<PathBuf> {
     if p.is_file() {
         Ok(p)
     } else {
-        Err(LlmError::MissingFile { what: name.to_string(), path: p, hint: hint.to_string() })
+        Err(ModelError::MissingFile { what: name.to_string(), path: p, hint: hint.to_string() })
+    }
+}
+
+/// The safetensors files of a model folder: the shards named by
+/// `model.safetensors.index.json`, or `model.safetensors`.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if let Some(index) = optional(dir, "model.safetensors.index.json") {
+        let v = read_json(&index)?;
+        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| ModelError::Config {
+            file: index.display().to_string(),
+            message: "missing field `weight_map`".into(),
+        })?;
+        let mut shards: Vec<String> = map.values().filter_map(|s| s.as_str().map(str::to_string)).collect();
+        shards.sort();
+        shards.dedup();
+        shards.iter().map(|s| required(dir, s, "a shard named by model.safetensors.index.json is missing")).collect()
+    } else if let Some(single) = optional(dir, "model.safetensors") {
+        Ok(vec![single])
+    } else {
+        Err(ModelError::MissingFile {
+            what: "model.safetensors (or model.safetensors.index.json)".into(),
+            path: dir.join("model.safetensors"),
+            hint: "weights must be in safetensors format".into(),
+        })
     }
 }
 
@@ -57,28 +81,7 @@ impl ModelFiles {
         let hint = "a Hugging Face model folder needs config.json, tokenizer.json and safetensors weights";
         let config = required(dir, "config.json", hint)?;
         let tokenizer = required(dir, "tokenizer.json", hint)?;
-        let weights = if let Some(index) = optional(dir, "model.safetensors.index.json") {
-            let v = read_json(&index)?;
-            let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| LlmError::Config {
-                file: index.display().to_string(),
-                message: "missing `weight_map`".into(),
-            })?;
-            let mut shards: Vec<String> = map.values().filter_map(|s| s.as_str().map(str::to_string)).collect();
-            shards.sort();
-            shards.dedup();
-            shards
-                .iter()
-                .map(|s| required(dir, s, "a shard named by model.safetensors.index.json is missing"))
-                .collect::<Result<Vec<_>>>()?
-        } else if let Some(single) = optional(dir, "model.safetensors") {
-            vec![single]
-        } else {
-            return Err(LlmError::MissingFile {
-                what: "model.safetensors (or model.safetensors.index.json)".into(),
-                path: dir.join("model.safetensors"),
-                hint: "weights must be in safetensors format".into(),
-            });
-        };
+        let weights = weight_files(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -101,7 +104,7 @@ impl ModelFiles {
         let caches = hub_cache_dirs();
         match find_snapshot(repo, &caches) {
             Some(dir) => Self::from_dir(&dir),
-            None => Err(LlmError::NotDownloaded {
+            None => Err(ModelError::NotDownloaded {
                 name: name.to_string(),
                 repo: repo.to_string(),
                 looked: caches.iter().map(|c| c.join(repo_folder(repo))).collect(),

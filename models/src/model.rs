@@ -13,8 +13,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, Var, D};
 use candle_nn::VarBuilder;
 
-use super::config::{Arch, LayerKind, ModelConfig};
-use super::nn::{apply_rope, softmax_last, Linear, LinearKind, RmsNorm, Rope};
+use crate::config::{Arch, LayerKind, ModelConfig};
+use crate::nn::{apply_rope, softmax_last, Linear, LinearKind, RmsNorm, Rope};
 
 /// Keys and values of every layer for the positions seen so far.
 #[derive(Debug, Clone, Default)]

@@ -8,8 +8,8 @@ use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{Arch, ModelConfig};
-use super::model::CausalLm;
+use crate::config::{Arch, ModelConfig};
+use crate::model::CausalLm;
 
 /// Names of the real model shapes [`shape`] knows (for benchmarks).
 pub const SHAPES: [&str; 2] = ["qwen2.5-0.5b", "qwen3-4b"];

@@ -3,7 +3,7 @@
 //! document the server publishes.
 
 use base64::Engine as _;
-use envs::{Action, Observation, Step};
+use envs::{Action, ActionIds, Observation, Step};
 use serde_json::{json, Map, Value};
 
 /// OpenEnv error codes sent in `{"type":"error"}` frames.
@@ -59,36 +59,11 @@ pub fn err_item(kind: &str, loc: &[&str], msg: &str, input: &Value) -> Value {
     json!({"type": kind, "loc": loc, "msg": msg, "input": input})
 }
 
-/// How actions and observations are mapped for an env.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// Text envs: `message`/`text` carry the reply; `legal_actions` are reply strings.
-    Text,
-    /// OpenSpiel 2048: also `action_id` 0–3 (up, right, down, left); the
-    /// observation carries OpenSpiel's `info_state`, integer
-    /// `legal_actions`, `game_phase`, `current_player_id`.
-    OpenSpiel2048,
-}
-
-impl Dialect {
-    /// The dialect of an env id.
-    pub fn for_env(env_id: &str) -> Self {
-        if env_id == "2048" {
-            Dialect::OpenSpiel2048
-        } else {
-            Dialect::Text
-        }
-    }
-}
-
-/// OpenSpiel 2048's move names by action id.
-pub const MOVES_2048: [&str; 4] = ["up", "right", "down", "left"];
-
 const ACTION_KEYS: [&str; 4] = ["message", "text", "action_id", "metadata"];
 
 /// Parses an action (the `data` of a WebSocket `step`, or the `action` of
 /// `POST /step`). Unknown keys are rejected, as OpenEnv's `extra="forbid"`.
-pub fn parse_action(data: &Value, dialect: Dialect) -> Result<Action, Vec<Value>> {
+pub fn parse_action(data: &Value, ids: Option<&ActionIds>) -> Result<Action, Vec<Value>> {
     let Some(obj) = data.as_object() else {
         return Err(vec![err_item("model_type", &[], "Input should be an object", data)]);
     };
@@ -120,17 +95,17 @@ pub fn parse_action(data: &Value, dialect: Dialect) -> Result<Action, Vec<Value>
     match obj.get("action_id") {
         None | Some(Value::Null) => {}
         Some(v) => match v.as_u64() {
-            Some(id) if dialect == Dialect::OpenSpiel2048 && id >= 4 => errors.push(err_item(
-                "less_than_equal",
-                &["action_id"],
-                "action_id must be 0 (up), 1 (right), 2 (down) or 3 (left)",
-                v,
-            )),
+            Some(id) if ids.is_some_and(|a| a.reply_for(id).is_none()) => {
+                let names = ids.map(|a| a.names).unwrap_or_default();
+                let valid: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{i} ({n})")).collect();
+                let msg = format!("action_id must be one of {}", valid.join(", "));
+                errors.push(err_item("less_than_equal", &["action_id"], &msg, v))
+            }
             Some(id) => {
                 if text.is_none() {
-                    text = Some(match dialect {
-                        Dialect::OpenSpiel2048 => format!("<answer>{}</answer>", MOVES_2048[id as usize]),
-                        Dialect::Text => id.to_string(),
+                    text = Some(match ids.and_then(|a| a.reply_for(id)) {
+                        Some(reply) => reply,
+                        None => id.to_string(),
                     });
                 }
                 structured = Some(json!({ "action_id": id }));
@@ -213,7 +188,7 @@ pub fn parse_reset(data: &Value, option_names: &[&str]) -> Result<ResetRequest, 
 /// Builds the `observation` object of a reply.
 pub fn observation_json(
     obs: &Observation,
-    dialect: Dialect,
+    ids: Option<&ActionIds>,
     done: bool,
     fresh: bool,
     metadata: &Map<String, Value>,
@@ -222,24 +197,19 @@ pub fn observation_json(
     o.insert("prompt".into(), Value::String(obs.text().to_string()));
     o.insert("messages".into(), serde_json::to_value(&obs.messages).unwrap_or(Value::Null));
     o.insert("state".into(), obs.state.clone());
-    match dialect {
-        Dialect::Text => {
+    match ids {
+        None => {
             o.insert("legal_actions".into(), json!(obs.legal_actions));
         }
-        Dialect::OpenSpiel2048 => {
-            let ids: Vec<u64> = if done {
+        Some(a) => {
+            let legal: Vec<u64> = if done {
                 Vec::new()
             } else {
-                MOVES_2048
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| obs.legal_actions.iter().any(|a| move_name(a).eq_ignore_ascii_case(m)))
-                    .map(|(i, _)| i as u64)
-                    .collect()
+                (0..a.names.len() as u64).filter(|&i| obs.legal_actions.iter().any(|l| names_move(a, i, l))).collect()
             };
-            o.insert("legal_actions".into(), json!(ids));
+            o.insert("legal_actions".into(), json!(legal));
             o.insert("legal_moves".into(), json!(obs.legal_actions));
-            if let Some(cells) = board_cells(&obs.state) {
+            if let Some(cells) = a.board_field.and_then(|f| board_cells(obs.state.get(f)?)) {
                 o.insert("info_state".into(), json!(cells));
             }
             let phase = if done {
@@ -264,23 +234,18 @@ pub fn observation_json(
     Value::Object(o)
 }
 
-/// The move a legal reply names: the text inside `<answer>…</answer>` if
-/// present, else the whole reply, trimmed.
-fn move_name(reply: &str) -> &str {
-    let inner = match (reply.find("<answer>"), reply.find("</answer>")) {
-        (Some(a), Some(b)) if a + 8 <= b => &reply[a + 8..b],
-        _ => reply,
-    };
-    inner.trim()
+/// Whether legal action `legal` is move `id`: its reply, or its bare name.
+fn names_move(ids: &ActionIds, id: u64, legal: &str) -> bool {
+    let legal = legal.trim();
+    ids.reply_for(id).as_deref() == Some(legal)
+        || ids.names.get(id as usize).is_some_and(|n| n.eq_ignore_ascii_case(legal))
 }
 
-/// The board of a 2048 state as 16 raw tile values (OpenSpiel's
-/// `info_state`), from `state.board` (rows of numbers or a flat list),
-/// `state.grid`, `state.tiles` or `state.cells`.
-fn board_cells(state: &Value) -> Option<Vec<f64>> {
-    let b = ["board", "grid", "tiles", "cells"].iter().find_map(|k| state.get(*k))?;
+/// A board as raw cell values (OpenSpiel's `info_state`): rows of numbers
+/// or a flat list.
+fn board_cells(board: &Value) -> Option<Vec<f64>> {
     let mut out = Vec::new();
-    for v in b.as_array()? {
+    for v in board.as_array()? {
         match v {
             Value::Array(row) => {
                 for c in row {
@@ -355,16 +320,19 @@ pub fn new_episode_id() -> String {
 }
 
 /// JSON Schema of the action.
-pub fn action_schema(dialect: Dialect) -> Value {
+pub fn action_schema(ids: Option<&ActionIds>) -> Value {
     let mut props = json!({
         "message": {"type": "string", "description": "The model's reply."},
         "text": {"type": "string", "description": "Alias of `message`."},
         "metadata": {"type": "object", "additionalProperties": true},
     });
-    let id_schema = match dialect {
-        Dialect::OpenSpiel2048 => json!({"type": "integer", "minimum": 0, "maximum": 3,
-            "description": "OpenSpiel 2048 move: 0 up, 1 right, 2 down, 3 left."}),
-        Dialect::Text => json!({"type": "integer", "minimum": 0,
+    let id_schema = match ids {
+        Some(a) => {
+            let moves: Vec<String> = a.names.iter().enumerate().map(|(i, n)| format!("{i} {n}")).collect();
+            json!({"type": "integer", "minimum": 0, "maximum": a.names.len().saturating_sub(1),
+                "description": format!("Move: {}.", moves.join(", "))})
+        }
+        None => json!({"type": "integer", "minimum": 0,
             "description": "A structured action id, passed to the env as {\"action_id\": n}."}),
     };
     props["action_id"] = id_schema;
@@ -373,10 +341,11 @@ pub fn action_schema(dialect: Dialect) -> Value {
 }
 
 /// JSON Schema of the observation (the observation fields plus `reward` and `done`).
-pub fn observation_schema(dialect: Dialect) -> Value {
-    let legal = match dialect {
-        Dialect::Text => json!({"type": "array", "items": {"type": "string"}}),
-        Dialect::OpenSpiel2048 => json!({"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 3}}),
+pub fn observation_schema(ids: Option<&ActionIds>) -> Value {
+    let legal = match ids {
+        None => json!({"type": "array", "items": {"type": "string"}}),
+        Some(a) => json!({"type": "array", "items": {"type": "integer", "minimum": 0,
+            "maximum": a.names.len().saturating_sub(1)}}),
     };
     json!({
         "title": "GymObservation",
@@ -423,7 +392,7 @@ pub fn state_schema() -> Value {
 }
 
 /// The OpenAPI document (`info.version` 1.0.0, the simulation-mode paths).
-pub fn openapi(env_id: &str, dialect: Dialect) -> Value {
+pub fn openapi(env_id: &str, ids: Option<&ActionIds>) -> Value {
     let obj = |s: Value| json!({"content": {"application/json": {"schema": s}}});
     let reply = json!({"type": "object", "properties": {
         "observation": {"$ref": "#/components/schemas/GymObservation"},
@@ -456,8 +425,8 @@ pub fn openapi(env_id: &str, dialect: Dialect) -> Value {
             "/mcp": {"post": {"summary": "MCP JSON-RPC 2.0 (no tools)", "responses": ok(json!({"type": "object"}))}}
         },
         "components": {"schemas": {
-            "GymAction": action_schema(dialect),
-            "GymObservation": observation_schema(dialect),
+            "GymAction": action_schema(ids),
+            "GymObservation": observation_schema(ids),
             "GymState": state_schema()
         }}
     })
@@ -487,20 +456,24 @@ mod tests {
 
     #[test]
     fn action_forms() {
-        let a = parse_action(&json!({"message": "hi"}), Dialect::Text).unwrap();
+        let a = parse_action(&json!({"message": "hi"}), None).unwrap();
         assert_eq!(a.text, "hi");
-        let a = parse_action(&json!({"text": "x", "metadata": {}}), Dialect::Text).unwrap();
+        let a = parse_action(&json!({"text": "x", "metadata": {}}), None).unwrap();
         assert_eq!(a.text, "x");
-        let a = parse_action(&json!({"action_id": 3}), Dialect::OpenSpiel2048).unwrap();
+        let a = parse_action(&json!({"action_id": 3}), Some(&twenty48())).unwrap();
         assert_eq!(a.text, "<answer>left</answer>");
         assert_eq!(a.structured, Some(json!({"action_id": 3})));
-        assert!(parse_action(&json!({"action_id": 4}), Dialect::OpenSpiel2048).is_err());
-        assert!(parse_action(&json!({"action_id": -1}), Dialect::Text).is_err());
-        assert!(parse_action(&json!({}), Dialect::Text).is_err());
-        assert!(parse_action(&json!({"mesage": "typo"}), Dialect::Text).is_err());
-        assert!(parse_action(&json!({"message": 3}), Dialect::Text).is_err());
-        assert!(parse_action(&json!([1]), Dialect::Text).is_err());
-        assert!(parse_action(&json!({"message": "a", "text": "b"}), Dialect::Text).is_err());
+        assert!(parse_action(&json!({"action_id": 4}), Some(&twenty48())).is_err());
+        assert!(parse_action(&json!({"action_id": -1}), None).is_err());
+        assert!(parse_action(&json!({}), None).is_err());
+        assert!(parse_action(&json!({"mesage": "typo"}), None).is_err());
+        assert!(parse_action(&json!({"message": 3}), None).is_err());
+        assert!(parse_action(&json!([1]), None).is_err());
+        assert!(parse_action(&json!({"message": "a", "text": "b"}), None).is_err());
+    }
+
+    fn twenty48() -> ActionIds {
+        envs::games::twenty48::spec().action_ids.expect("2048 declares its moves")
     }
 
     #[test]
@@ -532,12 +505,12 @@ mod tests {
             legal_actions: vec!["<answer>up</answer>".into(), "left".into()],
             ..Default::default()
         };
-        let o = observation_json(&obs, Dialect::OpenSpiel2048, false, true, &Map::new());
+        let o = observation_json(&obs, Some(&twenty48()), false, true, &Map::new());
         assert_eq!(o["legal_actions"], json!([0, 3]));
         assert_eq!(o["info_state"].as_array().map(Vec::len), Some(16));
         assert_eq!(o["info_state"][1], json!(2.0));
         assert_eq!(o["game_phase"], "initial");
-        let o = observation_json(&obs, Dialect::OpenSpiel2048, true, false, &Map::new());
+        let o = observation_json(&obs, Some(&twenty48()), true, false, &Map::new());
         assert_eq!(o["legal_actions"], json!([]));
         assert_eq!(o["game_phase"], "terminal");
     }

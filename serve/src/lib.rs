@@ -1,4 +1,4 @@
-//! `gym serve`: an OpenEnv-compatible environment server.
+//! # serve — an OpenEnv-compatible environment server (`gym serve`)
 //!
 //! One env type per server; one env instance per WebSocket connection
 //! (`/ws`, OpenEnv's lock-step protocol), plus OpenEnv's HTTP endpoints
@@ -10,15 +10,14 @@
 //! Programmatic use (tests, embedding):
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use gym::serve::{EnvService, ServerConfig};
+//! use serve::{EnvService, ServerConfig};
 //! let svc = EnvService::new(envs::Registry::builtin(), "2048", &[] as &[String], ServerConfig::default())
 //!     .expect("valid env");
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! gym::serve::serve_on(listener, svc, std::future::pending()).await
+//! serve::serve_on(listener, svc, std::future::pending()).await
 //! # }
 //! ```
 
-pub mod echo;
 mod http;
 pub mod wire;
 mod ws;
@@ -28,51 +27,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use envs::{EnvMaker, EnvSpec, Options, Registry, RegistryError};
 use tokio::sync::{watch, Notify};
 
-pub use wire::{Dialect, ErrorCode};
+pub use wire::ErrorCode;
 
 /// Default session limit when neither `--max-sessions` nor
 /// `MAX_CONCURRENT_ENVS` is given.
 pub const DEFAULT_MAX_SESSIONS: usize = 2048;
-
-/// Arguments of `gym serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// The env id (see `gym list`; also `echo`, a trivial env for server benchmarks).
-    pub env: String,
-    /// An env option, `name=value` (repeatable). Clients may override
-    /// options per episode by passing them to `reset`.
-    #[arg(long = "opt", value_name = "NAME=VALUE")]
-    pub opts: Vec<String>,
-    /// Address to bind.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// Port to bind (default: `$PORT`, else 8000; 0 picks a free port).
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Most concurrent WebSocket sessions (default: `$MAX_CONCURRENT_ENVS`, else 2048).
-    #[arg(long)]
-    pub max_sessions: Option<usize>,
-    /// Close sessions that send no request for this many seconds (0 = never).
-    #[arg(long, default_value_t = 900)]
-    pub idle_timeout_s: u64,
-    /// Largest accepted WebSocket message or HTTP body, in MiB.
-    #[arg(long, default_value_t = 32)]
-    pub max_message_mib: usize,
-    /// On shutdown, wait at most this long for in-flight steps.
-    #[arg(long, default_value_t = 30)]
-    pub shutdown_grace_s: u64,
-    /// Run resets/steps on the async worker while this env's average call is
-    /// below this many microseconds (0 = always use the blocking pool).
-    #[arg(long, default_value_t = 100)]
-    pub inline_below_us: u64,
-    /// Runtime worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-}
 
 /// Server limits.
 #[derive(Debug, Clone)]
@@ -111,7 +73,6 @@ pub struct EnvService {
     base_pairs: Vec<(String, String)>,
     options: Options,
     maker: EnvMaker,
-    dialect: Dialect,
     config: ServerConfig,
     active: AtomicUsize,
     total: AtomicU64,
@@ -167,7 +128,6 @@ impl EnvService {
             base_pairs,
             options,
             maker,
-            dialect: Dialect::for_env(env_id),
             config,
             active: AtomicUsize::new(0),
             total: AtomicU64::new(0),
@@ -357,59 +317,13 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// `gym serve`.
-pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let max_sessions = match a.max_sessions {
-        Some(n) => n,
-        None => match std::env::var("MAX_CONCURRENT_ENVS") {
-            Ok(v) => v.trim().parse().with_context(|| format!("MAX_CONCURRENT_ENVS=`{v}` is not a number"))?,
-            Err(_) => DEFAULT_MAX_SESSIONS,
-        },
-    };
-    anyhow::ensure!(max_sessions >= 1, "--max-sessions must be at least 1");
-    let port = match a.port {
-        Some(p) => p,
-        None => match std::env::var("PORT") {
-            Ok(v) => v.trim().parse().with_context(|| format!("PORT=`{v}` is not a port number"))?,
-            Err(_) => 8000,
-        },
-    };
-    let config = ServerConfig {
-        max_sessions,
-        idle_timeout: (a.idle_timeout_s > 0).then(|| Duration::from_secs(a.idle_timeout_s)),
-        max_message_bytes: a.max_message_mib.max(1) << 20,
-        shutdown_grace: Duration::from_secs(a.shutdown_grace_s),
-        inline_below: Duration::from_micros(a.inline_below_us),
-    };
-    let svc = EnvService::new(echo::serve_registry(), &a.env, &a.opts, config)?;
-    raise_fd_limit();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if a.threads > 0 {
-        rt.worker_threads(a.threads);
-    }
-    let rt = rt.build().context("cannot start the tokio runtime")?;
-    rt.block_on(async move {
-        let addr = format!("{}:{}", a.host, port);
-        let listener = bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        eprintln!(
-            "gym serve: env `{}` on http://{local} (WebSocket ws://{local}/ws), at most {} sessions; ctrl-c to stop",
-            svc.env_id, svc.config.max_sessions
-        );
-        serve_on(listener, svc.clone(), shutdown_signal()).await?;
-        eprintln!("gym serve: stopped after {} sessions", svc.total_sessions());
-        Ok(())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn inline_only_after_fast_calls_and_never_after_a_slow_one() {
-        let svc = EnvService::new(echo::serve_registry(), "echo", &[] as &[&str], ServerConfig::default()).unwrap();
+        let svc = EnvService::new(Registry::builtin(), "echo", &[] as &[&str], ServerConfig::default()).unwrap();
         assert!(!svc.run_inline(JobKind::Step), "unknown cost: use the blocking pool");
         svc.record_duration(JobKind::Step, Duration::from_micros(5));
         assert!(svc.run_inline(JobKind::Step));
@@ -421,7 +335,7 @@ mod tests {
         }
         assert!(svc.run_inline(JobKind::Step));
         let off = EnvService::new(
-            echo::serve_registry(),
+            Registry::builtin(),
             "echo",
             &[] as &[&str],
             ServerConfig { inline_below: Duration::ZERO, ..ServerConfig::default() },

@@ -5,7 +5,7 @@ prefill (one forward) and `generate` of --group samples × exactly
 --new-tokens tokens (sampling, temperature 1, no top-k/top-p), median of
 --reps after one warm-up. Prints one JSON line.
 
-    python3 policies/benches/hf_generate_gpu.py --shape qwen2.5-0.5b --prompt-len 128 --new-tokens 256 --group 8
+    python3 models/benches/hf_generate_gpu.py --shape qwen2.5-0.5b --prompt-len 128 --new-tokens 256 --group 8
 """
 import argparse
 import json

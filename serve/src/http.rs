@@ -69,14 +69,14 @@ async fn metadata(State(svc): Svc) -> Json<Value> {
 
 async fn schema(State(svc): Svc) -> Json<Value> {
     Json(json!({
-        "action": wire::action_schema(svc.dialect),
-        "observation": wire::observation_schema(svc.dialect),
+        "action": wire::action_schema(svc.spec.action_ids.as_ref()),
+        "observation": wire::observation_schema(svc.spec.action_ids.as_ref()),
         "state": wire::state_schema(),
     }))
 }
 
 async fn openapi(State(svc): Svc) -> Json<Value> {
-    Json(wire::openapi(&svc.env_id, svc.dialect))
+    Json(wire::openapi(&svc.env_id, svc.spec.action_ids.as_ref()))
 }
 
 fn unprocessable(errors: Vec<Value>) -> Response {
@@ -143,7 +143,7 @@ async fn step(State(svc): Svc, body: Bytes) -> Response {
     let Some(action) = v.get("action") else {
         return unprocessable(vec![wire::err_item("missing", &["body", "action"], "Field required", &v)]);
     };
-    let action = match wire::parse_action(action, svc.dialect) {
+    let action = match wire::parse_action(action, svc.spec.action_ids.as_ref()) {
         Ok(a) => a,
         Err(e) => return unprocessable(e),
     };

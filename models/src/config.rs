@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::error::{LlmError, Result};
+use crate::error::{ModelError, Result};
 
 /// A supported model architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +142,8 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
 }
 
-fn err(message: impl Into<String>) -> LlmError {
-    LlmError::Config { file: "config.json".into(), message: message.into() }
+fn err(message: impl Into<String>) -> ModelError {
+    ModelError::Config { file: "config.json".into(), message: message.into() }
 }
 
 fn get_usize(v: &Value, key: &str) -> Result<usize> {
@@ -163,7 +163,7 @@ fn opt_bool(v: &Value, key: &str) -> Option<bool> {
 }
 
 /// Token ids given as a number or a list.
-pub(crate) fn id_list(v: Option<&Value>) -> Vec<u32> {
+pub fn id_list(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
@@ -203,7 +203,7 @@ fn parse_rope(v: &Value, arch: Arch) -> Result<(f64, RopeScaling)> {
             attention_factor: opt_f64(s, "attention_factor"),
         },
         other => {
-            return Err(LlmError::Unsupported(format!(
+            return Err(ModelError::Unsupported(format!(
                 "config.json: rope scaling type `{other}` (supported: default, llama3, yarn)"
             )))
         }
@@ -224,7 +224,7 @@ impl ModelConfig {
             .and_then(Arch::from_model_type)
             .or_else(|| archs.iter().find_map(|a| Arch::from_architecture(a)))
             .ok_or_else(|| {
-                LlmError::Unsupported(format!(
+                ModelError::Unsupported(format!(
                     "config.json: architecture {} (model_type {}); gym supports model_type {}",
                     if archs.is_empty() { "?".to_string() } else { archs.join(", ") },
                     model_type.unwrap_or("?"),
@@ -258,7 +258,7 @@ impl ModelConfig {
                 .map(|t| match t.as_str() {
                     Some("sliding_attention") => Ok(LayerKind::Sliding),
                     Some("full_attention") => Ok(LayerKind::Full),
-                    other => Err(LlmError::Unsupported(format!("config.json: layer type {other:?}"))),
+                    other => Err(ModelError::Unsupported(format!("config.json: layer type {other:?}"))),
                 })
                 .collect::<Result<Vec<_>>>()?,
             _ if arch == Arch::GptOss => {
@@ -266,7 +266,7 @@ impl ModelConfig {
             }
             _ => {
                 if opt_bool(v, "use_sliding_window") == Some(true) {
-                    return Err(LlmError::Unsupported("config.json: use_sliding_window = true".into()));
+                    return Err(ModelError::Unsupported("config.json: use_sliding_window = true".into()));
                 }
                 vec![LayerKind::Full; num_hidden_layers]
             }
@@ -279,7 +279,7 @@ impl ModelConfig {
         }
         if let Some(act) = v.get("hidden_act").and_then(Value::as_str) {
             if act != "silu" {
-                return Err(LlmError::Unsupported(format!("config.json: hidden_act `{act}` (only silu)")));
+                return Err(ModelError::Unsupported(format!("config.json: hidden_act `{act}` (only silu)")));
             }
         }
         let moe = arch == Arch::GptOss;
