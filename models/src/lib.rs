@@ -15,6 +15,8 @@
 //!   in PEFT's format.
 //! * [`sampling`]: temperature / top-k / top-p / min-p sampling of `n`
 //!   completions sharing one prefilled prompt ([`generate`]).
+//! * [`device_sampling`]: the same sampling on the device (GPU decode):
+//!   only ids and log-probs reach the host.
 //! * [`random`]: random-init weights for any config (tests, benchmarks,
 //!   training from scratch).
 //! * [`export`]: the one merge routine (LoRA into the base) and the one
@@ -24,6 +26,7 @@
 
 pub mod config;
 pub mod device;
+pub mod device_sampling;
 pub mod error;
 pub mod export;
 pub mod files;

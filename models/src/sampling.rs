@@ -157,6 +157,14 @@ fn row_rng(seed: u64, row: usize) -> ChaCha8Rng {
     rng
 }
 
+/// The device generator's seed for decode step `step` of a batch sampled
+/// with `seed`.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::MAX - step);
+    rng.gen()
+}
+
 struct Row {
     index: usize,
     rng: ChaCha8Rng,
@@ -183,7 +191,10 @@ pub fn generate(
     let mut cache = model.new_cache();
     let ids = Tensor::new(prompt, &dev)?.unsqueeze(0)?;
     let first = model.forward_last(&ids, Some(&mut cache))?.to_dtype(DType::F32)?;
-    let first: Vec<f32> = first.squeeze(0)?.to_vec1()?;
+    // On a GPU the logits stay there and are sampled there
+    // (`device_sampling`); on the CPU each row is sampled from its own
+    // stream, so a row's tokens do not depend on its batch.
+    let on_device = !dev.is_cpu();
     let mut rows: Vec<Row> = (0..n)
         .map(|i| Row {
             index: i,
@@ -198,15 +209,24 @@ pub fn generate(
         return Ok(rows.into_iter().map(|r| finish(r, FinishReason::Length)).collect());
     }
     let max_pos = model.config().max_position_embeddings;
-    let mut logits: Vec<Vec<f32>> = vec![first; n];
+    let mut logits = first.broadcast_as((n, first.dim(1)?))?.contiguous()?;
     let mut cache = cache.repeat_batch(n)?;
+    let mut step_no = 0u64;
     let mut active: Vec<usize> = (0..n).collect();
     let mut done: Vec<(usize, Sample)> = Vec::with_capacity(n);
     loop {
         let mut next = Vec::with_capacity(active.len());
+        let picked: Vec<(u32, f32)> = if on_device {
+            let (ids, lps) = crate::device_sampling::sample(&logits, o, step_seed(o.seed, step_no))?;
+            ids.into_iter().zip(lps).collect()
+        } else {
+            let host: Vec<Vec<f32>> = logits.to_vec2()?;
+            active.iter().zip(&host).map(|(&ri, l)| choose(l, o, &mut rows[ri].rng)).collect()
+        };
+        step_no += 1;
         for (slot, &ri) in active.iter().enumerate() {
             let row = &mut rows[ri];
-            let (tok_id, lp) = choose(&logits[slot], o, &mut row.rng);
+            let (tok_id, lp) = picked[slot];
             row.ids.push(tok_id);
             row.logprobs.push(lp);
             next.push(tok_id);
@@ -237,8 +257,7 @@ pub fn generate(
             active = keep.iter().map(|&s| active[s]).collect();
         }
         let step = Tensor::new(next.as_slice(), &dev)?.unsqueeze(1)?;
-        let out = model.forward_last(&step, Some(&mut cache))?.to_dtype(DType::F32)?;
-        logits = out.to_vec2()?;
+        logits = model.forward_last(&step, Some(&mut cache))?.to_dtype(DType::F32)?;
     }
     for r in rows.drain(..) {
         let reason = r.finish.unwrap_or(FinishReason::Length);
