@@ -7,6 +7,8 @@
 #
 #   scripts/bench_gpu.sh gen  qwen2.5-0.5b     # generation tokens/s vs transformers
 #   scripts/bench_gpu.sh grpo qwen2.5-0.5b     # GRPO step vs TRL (GC_OFF=1: also without recomputation)
+#   scripts/bench_gpu.sh sampling              # device sampling vs the CPU host sampler on a fixture
+#                                              # (greedy tokens, log-probs of the same tokens)
 #   scripts/bench_gpu.sh toy-cpu               # GRPO step on the CPU, toy config, vs TRL
 #                                              # (GYM=target/release/gym: a CPU-only build will do;
 #                                              #  SIDE=gym|trl: one side only; STEPS: gym's steps)
@@ -41,7 +43,7 @@ sampled() {
 
 case $what in
   gen)
-    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
+    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS" --bandwidth-gbs "${BANDWIDTH_GBS:-4800}"
     sampled python3 models/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
     ;;
   grpo)
@@ -52,6 +54,32 @@ case $what in
     done
     sampled python3 trainers/benches/trl_grpo.py --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" \
       --group "$G" --lora-r "$R" --micro-batch "$MB" --steps "$REPS"
+    ;;
+  sampling)
+    # The same greedy episodes of a fixture model on the GPU (bf16, device sampling) and the CPU (f32, host
+    # sampling): how many tokens agree, and the log-prob gap on the agreeing prefix.
+    out=$(mktemp -d)
+    for d in cpu cuda; do
+      dist/gym-cuda run math --policy policies/tests/fixtures/tiny-qwen2 --device $d --episodes 16 --temperature 0 \
+        --max-new-tokens 32 --json --out "$out/$d.jsonl" >/dev/null
+    done
+    python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+a = [json.loads(l) for l in open(f"{out}/cpu.jsonl")]
+b = [json.loads(l) for l in open(f"{out}/cuda.jsonl")]
+same = total = 0
+gap = 0.0
+for ea, eb in zip(a, b):
+    ta, tb = ea["steps"][0]["token_ids"], eb["steps"][0]["token_ids"]
+    la, lb = ea["steps"][0]["logprobs"], eb["steps"][0]["logprobs"]
+    k = 0
+    while k < min(len(ta), len(tb)) and ta[k] == tb[k]:
+        gap = max(gap, abs(la[k] - lb[k])); k += 1
+    same += k; total += len(ta)
+print(json.dumps({"check": "sampling", "greedy_tokens_agreeing_prefix": same, "greedy_tokens": total,
+                  "max_logprob_gap_on_agreeing_prefix": gap}))
+PY
     ;;
   toy-cpu)
     # SIDE=gym|trl|both (default both).

@@ -212,6 +212,7 @@ impl Chat {
                     stop: Vec::new(),
                     eos_token_ids: p.eos_token_ids().to_vec(),
                     seed,
+                    max_prompt_tokens: 0,
                 };
                 let sample =
                     p.sample_chat(self.conversation.messages(), 1, &opts)?.into_iter().next().context("no sample")?;

@@ -246,6 +246,16 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             get("tokens_per_second"),
         ));
         bar.set_position(run.steps_done() as u64);
+        if get("prompts/clipped") > 0.0 && !a.quiet {
+            bar.println(format!(
+                "warning: step {}: {} prompts cut to max_prompt_length ({} tokens dropped from their start); \
+                 {:.0}% of completions hit max_completion_length",
+                run.steps_done(),
+                get("prompts/clipped"),
+                get("prompts/clipped_tokens"),
+                100.0 * get("completions/clipped_ratio"),
+            ));
+        }
     }
     bar.finish();
     let written = run.finish()?;

@@ -146,3 +146,17 @@ fn empty_and_malformed_replies_are_penalties_not_crashes() {
         }
     }
 }
+
+#[test]
+fn bench_model_takes_a_model_folder_and_reports_the_bandwidth_bound() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/tests/fixtures/tiny-qwen2");
+    let args = ["bench", "model", "--model", fixture, "--device", "cpu", "--prompt-len", "8", "--new-tokens", "4"];
+    let (ok, out, err) = gym(&[&args[..], &["--group", "2", "--reps", "1", "--bandwidth-gbs", "20"]].concat());
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["weights"], "real");
+    let frac = v["fraction_of_bandwidth_bound"].as_f64().unwrap();
+    assert!(frac > 0.0 && v["decode_bytes_per_step"].as_f64().unwrap() > 0.0, "{v}");
+    let (ok, _, err) = gym(&["bench", "model", "--model", "/nonexistent/model", "--device", "cpu"]);
+    assert!(!ok && err.contains("/nonexistent/model"), "{err}");
+}

@@ -59,6 +59,7 @@ fn library_reply(p: &LlmPolicy, history: &[Message], seed: u64, t: u64, max_new_
         stop: Vec::new(),
         eos_token_ids: p.eos_token_ids().to_vec(),
         seed: derive_seed(seed, t),
+        max_prompt_tokens: 0,
     };
     let s = p.sample_chat(history, 1, &opts).unwrap().remove(0);
     assert!(!s.text.trim_start().starts_with("<think>"), "gym chat would split this reply: {:?}", s.text);

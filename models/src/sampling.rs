@@ -29,6 +29,22 @@ pub struct SampleOptions {
     pub eos_token_ids: Vec<u32>,
     /// The seed.
     pub seed: u64,
+    /// Prompts longer than this are cut before sampling, keeping their
+    /// last tokens (the start is dropped, as TRL truncates prompts on the
+    /// left); 0 = no limit. The model's context still bounds a completion.
+    pub max_prompt_tokens: usize,
+}
+
+impl SampleOptions {
+    /// The part of `prompt` sampling sees (see
+    /// [`SampleOptions::max_prompt_tokens`]).
+    pub fn clip_prompt<'a>(&self, prompt: &'a [u32]) -> &'a [u32] {
+        if self.max_prompt_tokens > 0 && prompt.len() > self.max_prompt_tokens {
+            &prompt[prompt.len() - self.max_prompt_tokens..]
+        } else {
+            prompt
+        }
+    }
 }
 
 impl Default for SampleOptions {
@@ -42,6 +58,7 @@ impl Default for SampleOptions {
             stop: Vec::new(),
             eos_token_ids: Vec::new(),
             seed: 0,
+            max_prompt_tokens: 0,
         }
     }
 }
@@ -187,6 +204,7 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(ModelError::Tokenizer("empty prompt".into()));
     }
+    let prompt = o.clip_prompt(prompt);
     let dev = model.device().clone();
     let mut cache = model.new_cache();
     let ids = Tensor::new(prompt, &dev)?.unsqueeze(0)?;

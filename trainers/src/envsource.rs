@@ -165,7 +165,12 @@ impl EnvSource {
             },
             history: Some(History::Full),
         };
-        let turns = Turns { policy: &self.policy, budget, live: Mutex::new(BTreeMap::new()) };
+        let turns = Turns {
+            policy: &self.policy,
+            budget,
+            max_prompt: sampling.max_prompt_tokens,
+            live: Mutex::new(BTreeMap::new()),
+        };
         let eps = envs::rollout(&self.maker, &turns, &cfg, &|_| {}).map_err(|e| TrainError::Rollout(e.to_string()))?;
         let mut live = turns.live.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<String> = Vec::new();
@@ -217,8 +222,15 @@ impl EnvSource {
                 vec![Some(ep.steps.iter().map(|s| s.reward).sum())]
             };
             let text = ep.steps.iter().map(|s| s.action.as_str()).collect::<Vec<_>>().join("\n");
-            let seq =
-                Sequence { prompt: tr.prompt, completion: tr.completion, loss_mask: tr.mask, truncated, rewards, text };
+            let seq = Sequence {
+                prompt: tr.prompt,
+                completion: tr.completion,
+                loss_mask: tr.mask,
+                truncated,
+                rewards,
+                text,
+                prompt_clipped: tr.clipped,
+            };
             out.push((ep, seq));
         }
         self.names = names;
@@ -268,6 +280,8 @@ struct Trace {
     mask: Vec<bool>,
     /// Policy turns sampled.
     turns: usize,
+    /// First-prompt tokens dropped to fit the prompt limit.
+    clipped: usize,
     /// Ended by the token budget or the context size.
     cut: bool,
 }
@@ -277,6 +291,9 @@ struct Trace {
 struct Turns<'a> {
     policy: &'a LlmPolicy,
     budget: usize,
+    /// `max_prompt_tokens` (0 = none): the first prompt is cut to its last
+    /// tokens before the first turn is sampled.
+    max_prompt: usize,
     live: Mutex<BTreeMap<(u64, usize), Trace>>,
 }
 
@@ -334,8 +351,10 @@ impl Turns<'_> {
         let key = (r.key.seed, r.key.sample);
         let mut tr = if r.key.step == 0 {
             let rendered = p.render_prompt(r.messages).map_err(|e| self.err(e.to_string()))?;
-            let prompt = p.encode(&rendered).map_err(|e| self.err(e.to_string()))?;
-            Trace { rendered, prompt, ..Trace::default() }
+            let mut prompt = p.encode(&rendered).map_err(|e| self.err(e.to_string()))?;
+            let clipped = if self.max_prompt > 0 { prompt.len().saturating_sub(self.max_prompt) } else { 0 };
+            prompt.drain(..clipped);
+            Trace { rendered, prompt, clipped, ..Trace::default() }
         } else {
             let tr = self.lock().remove(&key);
             let mut tr = tr.ok_or_else(|| self.err(format!("turn {} of an episode never started", r.key.step)))?;
@@ -357,6 +376,7 @@ impl Turns<'_> {
             stop: params.stop.clone(),
             eos_token_ids: p.eos_token_ids().to_vec(),
             seed: r.seed,
+            max_prompt_tokens: 0,
         };
         let s = p.sample_ids(&ids, 1, &opts).map_err(|e| self.err(e.to_string()))?.swap_remove(0);
         let reply = p.reply_text(&s);

@@ -267,13 +267,15 @@ impl RolloutSource for ToySource {
             };
             for s in generate(model, &self.tokenizer, &prompt, group, &opts)? {
                 let reward = self.task.reward(&text, &s.text);
+                let seen = opts.clip_prompt(&prompt);
                 out.push(Sequence {
-                    prompt: prompt.clone(),
+                    prompt: seen.to_vec(),
                     loss_mask: vec![true; s.token_ids.len()],
                     completion: s.token_ids,
                     truncated: s.finish == FinishReason::Length,
                     rewards: vec![Some(reward)],
                     text: s.text,
+                    prompt_clipped: prompt.len() - seen.len(),
                 });
             }
         }

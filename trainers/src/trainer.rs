@@ -56,6 +56,10 @@ pub struct Sequence {
     pub rewards: Vec<Option<f64>>,
     /// The decoded completion (for logs).
     pub text: String,
+    /// Prompt tokens dropped before sampling to fit `max_prompt_length`
+    /// ([`SampleOptions::max_prompt_tokens`]); `prompt` is what was sampled
+    /// from and is scored.
+    pub prompt_clipped: usize,
 }
 
 /// Where completions and rewards come from: toy tasks, envs.
@@ -225,6 +229,7 @@ impl GrpoTrainer {
             top_k: self.cfg.top_k,
             min_p: self.cfg.min_p as f32,
             max_new_tokens: self.cfg.max_completion_length,
+            max_prompt_tokens: self.cfg.max_prompt_length,
             ..SampleOptions::default()
         }
     }
@@ -272,9 +277,24 @@ impl GrpoTrainer {
         if seqs.len() != prompts * g {
             return Err(TrainError::Rollout(format!("expected {} completions, got {}", prompts * g, seqs.len())));
         }
+        let clipped_prompts = seqs.iter().filter(|s| s.prompt_clipped > 0).count();
+        if clipped_prompts == seqs.len() {
+            let longest = seqs.iter().map(|s| s.prompt.len() + s.prompt_clipped).max().unwrap_or(0);
+            return Err(TrainError::Rollout(format!(
+                "every prompt of this step is longer than max_prompt_length = {} tokens (the longest has {longest}): \
+                 raise max_prompt_length or shorten the prompts; training on their cut ends would learn nothing \
+                 useful",
+                cfg.max_prompt_length
+            )));
+        }
         for s in &mut seqs {
             if s.prompt.len() > cfg.max_prompt_length {
-                s.prompt.drain(..s.prompt.len() - cfg.max_prompt_length);
+                return Err(TrainError::Rollout(format!(
+                    "the rollout source returned a {}-token prompt; max_prompt_length is {} (sources sample from \
+                     SampleOptions::clip_prompt)",
+                    s.prompt.len(),
+                    cfg.max_prompt_length
+                )));
             }
             if s.completion.is_empty() {
                 // Nothing was generated (e.g. max_completion_length hit at once): score one pad token, masked.
@@ -317,6 +337,9 @@ impl GrpoTrainer {
         m.insert("completions/min_length".into(), lens.iter().copied().fold(f64::INFINITY, f64::min));
         m.insert("completions/max_length".into(), lens.iter().copied().fold(0.0, f64::max));
         m.insert("completions/clipped_ratio".into(), 1.0 - term.len() as f64 / seqs.len().max(1) as f64);
+        // Prompts cut to max_prompt_length before sampling (gym train warns).
+        m.insert("prompts/clipped".into(), clipped_prompts as f64);
+        m.insert("prompts/clipped_tokens".into(), seqs.iter().map(|s| s.prompt_clipped as f64).sum());
         m.insert("completions/mean_terminated_length".into(), mean(&term));
         m.insert(
             "completions/min_terminated_length".into(),

@@ -226,6 +226,7 @@ fn multi_turn_batch() -> Vec<Sequence> {
                 truncated: false,
                 rewards: vec![Some([1.0, 0.0, 2.0, 0.5][i])],
                 text: String::new(),
+                prompt_clipped: 0,
             }
         })
         .collect()

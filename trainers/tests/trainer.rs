@@ -37,6 +37,7 @@ impl RolloutSource for Fixed {
                     truncated: self.truncated,
                     rewards: vec![Some((i % 3) as f64)],
                     text: String::new(),
+                    prompt_clipped: 0,
                 });
             }
         }
@@ -170,5 +171,33 @@ fn tokens_per_second_counts_the_completion_tokens_of_the_step() {
         let tokens = m["tokens_per_second"] * m["step_time"];
         assert!((tokens - per_step as f64).abs() < 1e-6 * per_step as f64, "{tokens} vs {per_step}");
         assert!(m["generated_tokens_per_second"] > 0.0);
+    }
+}
+
+/// Prompts are cut to `max_prompt_length` before sampling: the trainer scores
+/// exactly the context the model sampled from, reports the cut, and refuses a
+/// step where every prompt had to be cut.
+#[test]
+fn prompts_are_cut_before_sampling_and_an_all_cut_step_is_an_error() {
+    // Toy prompts are BOS + a few characters: a limit of 2 cuts every one.
+    let cfg = GrpoConfig { max_prompt_length: 2, ..small_config(4) };
+    let mut t = GrpoTrainer::new(model(4), cfg).unwrap();
+    let e = t.train_step(&mut ToySource::new(ToyTask::CountA)).unwrap_err().to_string();
+    assert!(e.contains("every prompt") && e.contains("max_prompt_length = 2"), "{e}");
+
+    // A generous limit: nothing cut, and the metrics say so.
+    let mut t = GrpoTrainer::new(model(4), small_config(4)).unwrap();
+    let m = t.train_step(&mut ToySource::new(ToyTask::CountA)).unwrap();
+    assert_eq!((m["prompts/clipped"], m["prompts/clipped_tokens"]), (0.0, 0.0));
+
+    // The source samples from the cut prompt and returns it: a sequence's prompt is its last tokens.
+    let mut src = ToySource::new(ToyTask::CountA);
+    let opts = SampleOptions { max_prompt_tokens: 3, max_new_tokens: 4, ..SampleOptions::default() };
+    let cut = src.generate(&model(4), 2, 2, &opts, 9).unwrap();
+    let full = src.generate(&model(4), 2, 2, &SampleOptions { max_prompt_tokens: 0, ..opts.clone() }, 9).unwrap();
+    for (c, f) in cut.iter().zip(&full) {
+        assert_eq!(c.prompt.len(), 3);
+        assert_eq!(c.prompt_clipped, f.prompt.len() - 3);
+        assert_eq!(c.prompt.as_slice(), &f.prompt[f.prompt.len() - 3..]);
     }
 }

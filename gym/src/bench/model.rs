@@ -27,9 +27,19 @@ use trainers::{GrpoConfig, GrpoTrainer, RolloutSource, Sequence};
 /// Arguments of `gym bench model`.
 #[derive(Debug, clap::Args)]
 pub struct ModelBenchArgs {
-    /// Model shape: `qwen2.5-0.5b`, `qwen3-4b`, or a `config.json` path.
+    /// Model shape: `qwen2.5-0.5b`, `qwen3-4b`, or a `config.json` path
+    /// (random-init weights).
     #[arg(long, default_value = "qwen2.5-0.5b")]
     pub shape: String,
+    /// A real model instead of a random shape: a preset, a model folder or
+    /// an ORG/NAME repo id in the Hugging Face cache (its weights, in the
+    /// device's dtype).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The device's peak memory bandwidth in GB/s (H200: 4800, H100 SXM:
+    /// 3350): `gen` then reports the fraction of the decode bound.
+    #[arg(long)]
+    pub bandwidth_gbs: Option<f64>,
     /// `gen` (generation tokens/s) or `grpo` (GRPO step time).
     #[arg(long, default_value = "gen")]
     pub what: String,
@@ -114,13 +124,15 @@ impl RolloutSource for RandomPrompts {
             let opts = SampleOptions { seed: derive_seed(seed, 1000 + g as u64), ..sampling.clone() };
             for s in generate(model, &NoText, &p, group, &opts)? {
                 let even = s.token_ids.iter().filter(|t| *t % 2 == 0).count() as f64;
+                let seen = opts.clip_prompt(&p);
                 out.push(Sequence {
-                    prompt: p.clone(),
+                    prompt: seen.to_vec(),
                     loss_mask: vec![true; s.token_ids.len()],
                     rewards: vec![Some(even / s.token_ids.len().max(1) as f64)],
                     truncated: s.finish == FinishReason::Length,
                     completion: s.token_ids,
                     text: String::new(),
+                    prompt_clipped: p.len() - seen.len(),
                 });
             }
         }
@@ -133,14 +145,42 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Bytes a decode step must read — every weight once plus each row's keys
+/// and values at the mean context `ctx` — and, given the bandwidth in GB/s,
+/// the tokens/s at which a batch of `rows` would be bound by memory
+/// bandwidth alone: `rows / (bytes / bandwidth)`. (For MoE models this
+/// counts every expert, an over-estimate of the bytes.)
+fn decode_bound(model: &CausalLm, cfg: &ModelConfig, rows: usize, ctx: usize, gbs: Option<f64>) -> (f64, Option<f64>) {
+    let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as f64;
+    // Every projection and the output head; the input embedding is gathered, not read whole.
+    let weights: f64 = model.linears().iter().map(|l| bytes(l.weight())).sum::<f64>() + bytes(model.lm_head().weight());
+    let dsize = model.embeddings().dtype().size_in_bytes() as f64;
+    let kv = (cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim) as f64 * dsize * ctx as f64;
+    let step = weights + rows as f64 * kv;
+    (step, gbs.map(|g| rows as f64 / (step / (g * 1e9))))
+}
+
 /// `gym bench model`.
 pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
-    let cfg = shape_config(&a.shape)?;
     let device = parse_device(&a.device)?;
     let dtype = default_dtype(&device);
     anyhow::ensure!(a.reps > 0 && a.group > 0 && a.new_tokens > 0 && a.prompt_len > 0, "sizes must be positive");
     let t0 = Instant::now();
-    let mut model = CausalLm::random_with_dtype(&cfg, RandomInit::default(), &device, dtype)?;
+    let (cfg, mut model) = match &a.model {
+        Some(name) => {
+            let files = models::ModelFiles::resolve(name).with_context(|| format!("cannot find model `{name}`"))?;
+            let cfg = ModelConfig::from_json(&models::error::read_json(&files.config)?)?;
+            // SAFETY: the safetensors files are memory-mapped read-only and not modified while we run.
+            let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.weights, dtype, &device)? };
+            let model = CausalLm::load(&cfg, vb).with_context(|| format!("cannot load `{name}`"))?;
+            (cfg, model)
+        }
+        None => {
+            let cfg = shape_config(&a.shape)?;
+            let model = CausalLm::random_with_dtype(&cfg, RandomInit::default(), &device, dtype)?;
+            (cfg, model)
+        }
+    };
     // `gen --gen-lora`: sample with (zero-initialised) LoRA adapters
     // attached, as the GRPO step does.
     let _lora = if a.what == "gen" && a.gen_lora {
@@ -152,8 +192,8 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
     sync(&model)?;
     let load_s = t0.elapsed().as_secs_f64();
     let dev_name = models::device::device_name(&device);
-    let head = serde_json::json!({"shape": a.shape, "device": dev_name, "dtype": format!("{dtype:?}"), "gen_lora": a.gen_lora,
-        "prompt_len": a.prompt_len, "new_tokens": a.new_tokens, "group": a.group, "init_seconds": load_s});
+    let head = serde_json::json!({"shape": a.model.as_deref().unwrap_or(&a.shape), "weights": if a.model.is_some() { "real" } else { "random" }, "device": dev_name, "dtype": format!("{dtype:?}"), "gen_lora": a.gen_lora,
+        "model": a.model, "prompt_len": a.prompt_len, "new_tokens": a.new_tokens, "group": a.group, "init_seconds": load_s});
     let report = match a.what.as_str() {
         "gen" => {
             let p = prompt(a.prompt_len, cfg.vocab_size, 7);
@@ -177,9 +217,14 @@ pub fn run(a: ModelBenchArgs) -> anyhow::Result<()> {
             }
             let (tp, tt) = (median(pre), median(total));
             let decode_s = (tt - tp).max(1e-9);
+            let decode_tps = (a.group * a.new_tokens) as f64 / decode_s;
+            let bound = decode_bound(&model, &cfg, a.group, a.prompt_len + a.new_tokens / 2, a.bandwidth_gbs);
             serde_json::json!({"what": "gen", "prefill_seconds": tp, "prefill_tokens_per_s": a.prompt_len as f64 / tp,
-                "generate_seconds": tt, "decode_tokens_per_s": (a.group * a.new_tokens) as f64 / decode_s,
-                "end_to_end_tokens_per_s": (a.group * a.new_tokens) as f64 / tt})
+                "generate_seconds": tt, "decode_tokens_per_s": decode_tps,
+                "end_to_end_tokens_per_s": (a.group * a.new_tokens) as f64 / tt,
+                "decode_bytes_per_step": bound.0, "bandwidth_bound_tokens_per_s": bound.1,
+                "fraction_of_bandwidth_bound": bound.1.map(|b| decode_tps / b),
+                "gpu_memory_used_mib": models::device::gpu_memory_used(&device).map(|b| b >> 20)})
         }
         "grpo" => {
             let mb = if a.micro_batch == 0 { a.group } else { a.micro_batch.min(a.group) };

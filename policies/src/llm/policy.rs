@@ -227,6 +227,7 @@ impl LlmPolicy {
             stop: params.stop.clone(),
             eos_token_ids: self.eos_token_ids.clone(),
             seed,
+            max_prompt_tokens: 0,
         }
     }
 }
