@@ -43,7 +43,7 @@ sampled() {
 
 case $what in
   gen)
-    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS" --bandwidth-gbs "${BANDWIDTH_GBS:-4800}"
+    sampled dist/gym-cuda bench model --what gen --shape "$shape" --device cuda --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS" --bandwidth-gbs "${BANDWIDTH_GBS:-$(nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && echo 4800 || echo 3350)}"
     sampled python3 models/benches/hf_generate_gpu.py --shape "$shape" --prompt-len "$P" --new-tokens "$N" --group "$G" --reps "$REPS"
     ;;
   grpo)
