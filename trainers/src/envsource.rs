@@ -367,16 +367,10 @@ impl Turns<'_> {
         };
         let mut ids = tr.prompt.clone();
         ids.extend_from_slice(&tr.completion);
+        // The policy's one mapping of an env's sampling parameters; the turn's budget on top.
         let opts = SampleOptions {
-            temperature: params.temperature,
-            top_p: params.top_p,
-            top_k: params.top_k,
-            min_p: params.min_p,
             max_new_tokens: params.max_new_tokens.min(self.budget - tr.completion.len()),
-            stop: params.stop.clone(),
-            eos_token_ids: p.eos_token_ids().to_vec(),
-            seed: r.seed,
-            max_prompt_tokens: 0,
+            ..p.sample_options(params, r.seed)
         };
         let s = p.sample_ids(&ids, 1, &opts).map_err(|e| self.err(e.to_string()))?.swap_remove(0);
         let reply = p.reply_text(&s);
