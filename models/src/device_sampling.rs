@@ -125,30 +125,8 @@ mod tests {
 
     /// The host sampler's kept set for one row of probabilities.
     fn host_kept(p: &[f32], o: &SampleOptions) -> Vec<bool> {
-        let mut cand: Vec<usize> = (0..p.len()).collect();
-        cand.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-        if o.top_k > 0 {
-            cand.truncate(o.top_k);
-        }
-        if o.top_p < 1.0 {
-            let total: f32 = cand.iter().map(|&i| p[i]).sum();
-            let mut acc = 0.0;
-            let mut keep = cand.len();
-            for (n, &i) in cand.iter().enumerate() {
-                acc += p[i] / total;
-                if acc >= o.top_p {
-                    keep = n + 1;
-                    break;
-                }
-            }
-            cand.truncate(keep.max(1));
-        }
-        if o.min_p > 0.0 {
-            let top = cand.iter().map(|&i| p[i]).fold(0.0, f32::max);
-            cand.retain(|&i| p[i] >= o.min_p * top);
-        }
         let mut m = vec![false; p.len()];
-        cand.into_iter().for_each(|i| m[i] = true);
+        crate::sampling::candidates(p, o).into_iter().for_each(|i| m[i] = true);
         m
     }
 

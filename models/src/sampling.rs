@@ -108,6 +108,24 @@ fn choose(logits: &[f32], o: &SampleOptions, rng: &mut ChaCha8Rng) -> (u32, f32)
         return (best as u32, logprob(best));
     }
     let probs: Vec<f32> = scaled.iter().map(|s| (s - lse).exp()).collect();
+    let cand = candidates(&probs, o);
+    let total: f32 = cand.iter().map(|&i| probs[i]).sum();
+    let mut r = rng.gen::<f32>() * total;
+    let mut pick = cand[cand.len() - 1];
+    for &i in &cand {
+        r -= probs[i];
+        if r <= 0.0 {
+            pick = i;
+            break;
+        }
+    }
+    (pick as u32, logprob(pick))
+}
+
+/// The tokens the host sampler draws from, given probabilities `probs`:
+/// top-k, then top-p over the top-k mass, then min-p relative to the most
+/// likely kept token (by decreasing probability when a filter sorted them).
+pub(crate) fn candidates(probs: &[f32], o: &SampleOptions) -> Vec<usize> {
     // Candidates sorted by probability (only when a filter needs the order).
     let mut cand: Vec<usize> = (0..probs.len()).collect();
     let needs_sort = o.top_k > 0 || o.top_p < 1.0;
@@ -135,17 +153,7 @@ fn choose(logits: &[f32], o: &SampleOptions, rng: &mut ChaCha8Rng) -> (u32, f32)
         let top = cand.iter().map(|&i| probs[i]).fold(0.0, f32::max);
         cand.retain(|&i| probs[i] >= o.min_p * top);
     }
-    let total: f32 = cand.iter().map(|&i| probs[i]).sum();
-    let mut r = rng.gen::<f32>() * total;
-    let mut pick = cand[cand.len() - 1];
-    for &i in &cand {
-        r -= probs[i];
-        if r <= 0.0 {
-            pick = i;
-            break;
-        }
-    }
-    (pick as u32, logprob(pick))
+    cand
 }
 
 /// Decodes token ids to text.
