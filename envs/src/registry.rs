@@ -80,9 +80,13 @@ impl ActionIds {
         Some(self.reply.replace("{}", name))
     }
 
-    /// The action id a reply stands for, if any.
-    pub fn id_of(&self, reply: &str) -> Option<u64> {
-        (0..self.names.len() as u64).find(|&i| self.reply_for(i).as_deref() == Some(reply.trim()))
+    /// The action id a legal action stands for: its reply, or the bare
+    /// move name (any case).
+    pub fn id_of(&self, action: &str) -> Option<u64> {
+        let action = action.trim();
+        (0..self.names.len() as u64).find(|&i| {
+            self.reply_for(i).as_deref() == Some(action) || self.names[i as usize].eq_ignore_ascii_case(action)
+        })
     }
 }
 

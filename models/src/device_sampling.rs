@@ -42,11 +42,17 @@ pub fn sample(logits: &Tensor, o: &SampleOptions, seed: u64) -> Result<(Vec<u32>
     let ids = if o.temperature <= 0.0 {
         logits.argmax_keepdim(D::Minus1)?
     } else {
-        let keep = kept(&logp.exp()?, o)?;
         let noise = uniform(logp.dims2()?, logp.device(), seed)?;
         let gumbel = noise.clamp(1e-20f32, 1.0 - 1e-7)?.log()?.neg()?.log()?.neg()?;
-        let neg_inf = Tensor::full(f32::NEG_INFINITY, logp.shape(), logp.device())?;
-        let score = keep.where_cond(&(&logp + gumbel)?, &neg_inf)?;
+        let score = (&logp + gumbel)?;
+        // Without a filter (GRPO's default) every token is kept: no mask work on the decode path.
+        let score = match kept(&logp.exp()?, o)? {
+            Some(keep) => {
+                let neg_inf = Tensor::full(f32::NEG_INFINITY, logp.shape(), logp.device())?;
+                keep.where_cond(&score, &neg_inf)?
+            }
+            None => score,
+        };
         score.argmax_keepdim(D::Minus1)?
     };
     let lp = logp.gather(&ids, D::Minus1)?;
@@ -70,31 +76,41 @@ fn uniform(shape: (usize, usize), dev: &Device, seed: u64) -> Result<Tensor> {
 }
 
 /// The kept tokens (`u8` mask `[rows, vocab]`) of probabilities `p` under
-/// top-k, top-p (over the top-k mass) and min-p.
-pub fn kept(p: &Tensor, o: &SampleOptions) -> Result<Tensor> {
-    let (rows, vocab) = p.dims2()?;
-    let dev = p.device();
+/// top-k, top-p (over the top-k mass) and min-p; `None` when no filter is
+/// on (every token kept).
+pub fn kept(p: &Tensor, o: &SampleOptions) -> Result<Option<Tensor>> {
+    let vocab = p.dim(D::Minus1)?;
     let pmax = p.max_keepdim(D::Minus1)?;
-    let mut keep = Tensor::ones((rows, vocab), DType::U8, dev)?;
+    // Masks are u8 0/1: `a * b` is their intersection.
+    let both = |a: Option<Tensor>, b: Tensor| -> Result<Tensor> {
+        Ok(match a {
+            Some(a) => (a * b)?,
+            None => b,
+        })
+    };
+    let mut keep: Option<Tensor> = None;
     if o.top_k > 0 && o.top_k < vocab {
         // The largest τ with #{p ≥ τ} ≥ k is the k-th largest probability.
         let k = o.top_k as f64;
         let tau = bisect(p, &pmax, |mask| Ok(mask.to_dtype(DType::F32)?.sum_keepdim(D::Minus1)?.ge(k)?))?;
-        keep = p.broadcast_ge(&tau)?;
+        keep = Some(p.broadcast_ge(&tau)?);
     }
     if o.top_p < 1.0 {
         // The largest τ with mass{p ≥ τ, kept} ≥ top_p × kept mass: the smallest nucleus.
-        let kept_p = (p * keep.to_dtype(DType::F32)?)?;
+        let kept_p = match &keep {
+            Some(k) => (p * k.to_dtype(DType::F32)?)?,
+            None => p.clone(),
+        };
         let need = (kept_p.sum_keepdim(D::Minus1)? * o.top_p as f64)?;
         let tau = bisect(&kept_p, &pmax, |mask| {
             let mass = (&kept_p * mask.to_dtype(DType::F32)?)?.sum_keepdim(D::Minus1)?;
             Ok(mass.ge(&need)?)
         })?;
-        keep = (keep.to_dtype(DType::F32)? * kept_p.broadcast_ge(&tau)?.to_dtype(DType::F32)?)?.to_dtype(DType::U8)?;
+        keep = Some(both(keep, kept_p.broadcast_ge(&tau)?)?);
     }
     if o.min_p > 0.0 {
         let floor = (&pmax * o.min_p as f64)?;
-        keep = (keep.to_dtype(DType::F32)? * p.broadcast_ge(&floor)?.to_dtype(DType::F32)?)?.to_dtype(DType::U8)?;
+        keep = Some(both(keep, p.broadcast_ge(&floor)?)?);
     }
     Ok(keep)
 }
@@ -151,10 +167,13 @@ mod tests {
             opts(20, 0.8, 0.1),
             opts(1, 1.0, 0.0),
         ] {
-            let got: Vec<Vec<u8>> = kept(&p, &o).unwrap().to_vec2().unwrap();
+            let got: Option<Vec<Vec<u8>>> = kept(&p, &o).unwrap().map(|k| k.to_vec2().unwrap());
             for (r, row) in rows.iter().enumerate() {
                 let want = host_kept(row, &o);
-                let got: Vec<bool> = got[r].iter().map(|&b| b == 1).collect();
+                let got: Vec<bool> = match &got {
+                    Some(g) => g[r].iter().map(|&b| b == 1).collect(),
+                    None => vec![true; row.len()],
+                };
                 assert_eq!(got, want, "row {r}, {o:?}");
             }
         }

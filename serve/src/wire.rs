@@ -103,10 +103,7 @@ pub fn parse_action(data: &Value, ids: Option<&ActionIds>) -> Result<Action, Vec
             }
             Some(id) => {
                 if text.is_none() {
-                    text = Some(match ids.and_then(|a| a.reply_for(id)) {
-                        Some(reply) => reply,
-                        None => id.to_string(),
-                    });
+                    text = Some(ids.and_then(|a| a.reply_for(id)).unwrap_or_else(|| id.to_string()));
                 }
                 structured = Some(json!({ "action_id": id }));
             }
@@ -205,7 +202,10 @@ pub fn observation_json(
             let legal: Vec<u64> = if done {
                 Vec::new()
             } else {
-                (0..a.names.len() as u64).filter(|&i| obs.legal_actions.iter().any(|l| names_move(a, i, l))).collect()
+                let mut ids: Vec<u64> = obs.legal_actions.iter().filter_map(|l| a.id_of(l)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
             };
             o.insert("legal_actions".into(), json!(legal));
             o.insert("legal_moves".into(), json!(obs.legal_actions));
@@ -232,13 +232,6 @@ pub fn observation_json(
     }
     o.insert("metadata".into(), Value::Object(metadata.clone()));
     Value::Object(o)
-}
-
-/// Whether legal action `legal` is move `id`: its reply, or its bare name.
-fn names_move(ids: &ActionIds, id: u64, legal: &str) -> bool {
-    let legal = legal.trim();
-    ids.reply_for(id).as_deref() == Some(legal)
-        || ids.names.get(id as usize).is_some_and(|n| n.eq_ignore_ascii_case(legal))
 }
 
 /// A board as raw cell values (OpenSpiel's `info_state`): rows of numbers
