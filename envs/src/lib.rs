@@ -17,6 +17,7 @@
 //! To add an env, implement [`Env`] (two methods) and register it with a
 //! spec: see the README.
 
+pub mod answer;
 pub mod check;
 pub mod conversation;
 pub mod env;

@@ -6,10 +6,9 @@
 //! format checks, answer extraction and numeric correctness with partial
 //! credit. All regexes are compiled with `(?s)` so `.` crosses newlines.
 
-use std::sync::OnceLock;
-
 use regex::Regex;
 
+use crate::answer::{self, Answer};
 use crate::types::StepInfo;
 
 /// What a reward function sees: the completion and the task's gold answer.
@@ -75,63 +74,6 @@ pub fn extract_tag<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
     let start = text.rfind(&open)? + open.len();
     let end = text[start..].find(&close)? + start;
     Some(&text[start..end])
-}
-
-fn number_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(
-            r"(?P<sign>[-+\u{2212}]?)\s*\$?\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:\s*/\s*(?P<den>\d+(?:\.\d+)?))?",
-        )
-        .expect("static regex")
-    })
-}
-
-/// Extracts the last number in `text`, tolerating thousands separators,
-/// signs (`-`, `+`, `−`), decimals, simple fractions (`3/4`) and a `$`.
-///
-/// Returns `None` when there is no number or a fraction divides by zero.
-pub fn extract_number(text: &str) -> Option<f64> {
-    let caps = number_re().captures_iter(text).last()?;
-    number_value(&caps)
-}
-
-fn number_value(caps: &regex::Captures<'_>) -> Option<f64> {
-    let num: f64 = caps["num"].replace(',', "").parse().ok()?;
-    let mut value = match caps.name("den") {
-        Some(den) => {
-            let d: f64 = den.as_str().parse().ok()?;
-            if d == 0.0 {
-                return None;
-            }
-            num / d
-        }
-        None => num,
-    };
-    if matches!(&caps["sign"], "-" | "\u{2212}") {
-        value = -value;
-    }
-    Some(value)
-}
-
-/// Whether `text` names several *different* numbers, e.g. `40 41 42`,
-/// `40 or 42`, `\boxed{40} or \boxed{42}`. Such an answer is a list of
-/// candidates, not an answer: if the last one were taken, a policy would learn
-/// to list every guess and collect full credit (reward hacking). Equal
-/// numbers (`42 = 42.0`) are one candidate. A form that writes one value
-/// with several numerals (`12 m^2`, `2 1/2`, `10^6`) also counts as several
-/// here; the last-number reading of those was wrong anyway.
-pub fn names_several_numbers(text: &str) -> bool {
-    let mut first: Option<f64> = None;
-    for caps in number_re().captures_iter(text) {
-        let Some(v) = number_value(&caps) else { continue };
-        match first {
-            None => first = Some(v),
-            Some(f) if (v - f).abs() <= 1e-9 * f.abs().max(1.0) => {}
-            Some(_) => return true,
-        }
-    }
-    false
 }
 
 /// Reply format with a reasoning section and an answer section.
@@ -231,22 +173,27 @@ impl Correctness {
     }
 }
 
-/// Partial-credit grade of a guessed answer string against the gold one.
-/// A guess that names several different numbers (see
-/// [`names_several_numbers`]) is wrong (−0.5) and never gets partial credit,
-/// unless it is the gold answer's own text.
+/// Partial-credit grade of a guessed answer string against the gold one:
+/// 1.0 for the gold's exact text, 0.8 for the same text after trimming or the
+/// same value ([`answer::equal`]), 0.5 within 10 %, 0.25 within 20 %, −0.5
+/// otherwise. A guess that names several different values (a list of
+/// candidates, [`Answer::Several`]) is wrong and never gets partial credit;
+/// so is one that cannot be read ([`Answer::Unreadable`]). A gold answer that
+/// is not one value (a word, a tuple) is compared as text only.
 pub fn grade_answer(guess: &str, gold: &str) -> f64 {
     if guess == gold {
         return 1.0;
     }
-    if guess.trim() == gold.trim() || normalise(guess) == normalise(gold) {
+    if normalise(guess) == normalise(gold) {
         return 0.8;
     }
-    if names_several_numbers(guess) && !names_several_numbers(gold) {
+    let (Answer::One(t), Answer::One(g)) = (answer::read_gold(gold), answer::read_answer(guess)) else {
         return -0.5;
+    };
+    if answer::equal(&g, &t) {
+        return 0.8;
     }
-    match (extract_number(guess), extract_number(gold)) {
-        (Some(g), Some(t)) if g == t => 0.8,
+    match (g.value.to_f64(), t.value.to_f64()) {
         (Some(g), Some(t)) => {
             let rel = if t == 0.0 { (g - t).abs() } else { ((g - t) / t).abs() };
             if rel <= 0.1 {
@@ -278,18 +225,20 @@ impl RewardFn for Correctness {
     }
 }
 
-/// 1.0 when the number inside the answer tag (or, without the tag, the last
-/// number in the whole reply) equals the gold number; 0 otherwise, and 0 when
-/// the answer tag names several different numbers (a list of candidates);
-/// −0.5 when no number is found. `None` when the gold answer is not a number.
+/// 1.0 when the value inside the answer tag (or, without the tag, the
+/// reply's final answer: see [`answer::read_reply`]) equals the gold value;
+/// 0 when it differs, names several different values (a list of candidates)
+/// or cannot be read; −0.5 when no number is found. `None` when the gold
+/// answer is not one value.
 pub struct NumberCheck {
     tag: String,
+    reasoning: String,
 }
 
 impl NumberCheck {
     /// For the given tags.
     pub fn new(tags: &Tags) -> Self {
-        Self { tag: tags.answer.clone() }
+        Self { tag: tags.answer.clone(), reasoning: tags.reasoning.clone() }
     }
 }
 
@@ -298,16 +247,15 @@ impl RewardFn for NumberCheck {
         "number"
     }
     fn score(&self, input: &RewardInput<'_>) -> Option<f64> {
-        let gold = extract_number(input.answer?)?;
-        let tagged = extract_tag(input.completion, &self.tag);
-        if tagged.is_some_and(names_several_numbers) {
-            return Some(0.0);
-        }
-        let region = tagged.unwrap_or(input.completion);
-        Some(match extract_number(region) {
-            None => -0.5,
-            Some(g) if (g - gold).abs() <= 1e-9 * gold.abs().max(1.0) => 1.0,
-            Some(_) => 0.0,
+        let Answer::One(gold) = answer::read_gold(input.answer?) else { return None };
+        let said = match extract_tag(input.completion, &self.tag) {
+            Some(region) => answer::read_answer(region),
+            None => answer::read_reply(input.completion, &self.reasoning),
+        };
+        Some(match said {
+            Answer::Missing => -0.5,
+            Answer::One(n) if answer::equal(&n, &gold) => 1.0,
+            _ => 0.0,
         })
     }
 }
@@ -325,21 +273,6 @@ pub fn answer_rubric(tags: &Tags) -> Rubric {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_extracted_robustly() {
-        assert_eq!(extract_number("The answer is 1,234."), Some(1234.0));
-        assert_eq!(extract_number("$5.50"), Some(5.5));
-        assert_eq!(extract_number("-$3"), Some(-3.0));
-        assert_eq!(extract_number("it is −7"), Some(-7.0));
-        assert_eq!(extract_number("3/4 of it"), Some(0.75));
-        assert_eq!(extract_number("first 3 then 42"), Some(42.0));
-        assert_eq!(extract_number(".5"), Some(0.5));
-        assert_eq!(extract_number("+12"), Some(12.0));
-        assert_eq!(extract_number("1/0"), None);
-        assert_eq!(extract_number("no digits"), None);
-        assert_eq!(extract_number(""), None);
-    }
 
     #[test]
     fn tags_are_extracted_across_newlines() {
@@ -380,11 +313,8 @@ mod tests {
         // No partial credit either: 41 and 43 are each within 10 % of 42.
         assert_eq!(grade_answer("41 or 43", "42"), -0.5);
         // Repeating one value is one candidate.
-        assert!(!names_several_numbers("42 = 42.0"));
         assert_eq!(grade_answer("42 = 42.0", "42"), 0.8);
-        assert!(!names_several_numbers("1,234,567"));
-        assert!(!names_several_numbers("3/4"));
-        assert!(names_several_numbers("3/4 or 1/2"));
+        assert_eq!(grade_answer("1,234,567", "1234567"), 0.8);
         // A gold answer that is itself several numbers is compared as text.
         assert_eq!(grade_answer("1, 2", "1, 2"), 1.0);
     }

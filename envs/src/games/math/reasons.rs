@@ -2,6 +2,7 @@
 //! gave no reason, says why a reply lost points (no answer tag, a wrong
 //! answer, a correct answer in the wrong format).
 
+use crate::answer::{self, Answer};
 use crate::env::{Env, EnvError};
 use crate::onestep::OneStepEnv;
 use crate::rewards::{extract_tag, Tags};
@@ -41,8 +42,15 @@ pub fn explain(reply: &str, info: &StepInfo, tags: &Tags) -> Option<String> {
     match correctness {
         Some(c) if c <= -1.0 => return Some(format!("no <{a}>…</{a}> answer in the reply")),
         Some(c) if c < 0.0 => {
-            let guess = extract_tag(reply, a).map(clip).unwrap_or_default();
-            return Some(format!("wrong answer `{guess}`"));
+            let raw = extract_tag(reply, a).unwrap_or_default();
+            let guess = clip(raw);
+            return Some(match answer::read_answer(raw) {
+                Answer::Several(_) => {
+                    format!("answer `{guess}` names several different values; a list of candidates is wrong")
+                }
+                Answer::Unreadable(why) => format!("answer `{guess}` cannot be read: {why}"),
+                _ => format!("wrong answer `{guess}`"),
+            });
         }
         Some(c) if c < 0.8 => {
             let guess = extract_tag(reply, a).map(clip).unwrap_or_default();
@@ -100,6 +108,8 @@ mod tests {
         assert!(why("42", "42").unwrap().starts_with("no <answer>"));
         assert_eq!(why("<think>x</think><answer>7</answer>", "42").unwrap(), "wrong answer `7`");
         assert!(why("<think>x</think><answer>44</answer>", "42").unwrap().contains("partial credit"));
+        assert!(why("<think>x</think><answer>41 or 42</answer>", "42").unwrap().contains("several different values"));
+        assert!(why("<think>x</think><answer>1/0</answer>", "42").unwrap().contains("division by zero"));
         assert!(why("so <answer>42</answer>", "42").unwrap().contains("not exactly"));
         assert!(why("<think>x</think><answer>42.0</answer>", "42").unwrap().contains("not written exactly"));
     }
