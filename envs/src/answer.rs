@@ -23,8 +23,11 @@
 //!   `\sqrt{…}` and `\sqrt[n]{…}`, percent (`%`, `\%`, divides by 100),
 //!   mixed numbers (`2 1/2`, `2\frac{1}{2}`: an integer followed by a proper
 //!   fraction of integers; any other juxtaposition such as `2\sqrt{3}` or
-//!   `3(4)` multiplies). Letters, words and unknown commands are units or
-//!   prose and end an expression (`12 m^2` is 12, `90^\circ` is 90); `$`,
+//!   `3(4)` multiplies), `\pi`. Letters, words and unknown commands are
+//!   units or prose and end an expression (`12 m^2` is 12, `90^\circ` is
+//!   90) — unless they take part in arithmetic (`x^2+1`, `3x`, `2*x`): such
+//!   an answer is symbolic and [`Answer::Unreadable`], since a number read
+//!   out of it would be a false accept; `$`,
 //!   `\$`, `€`, `£`, `¥` are ignored. Values are exact rationals (big
 //!   integers), except roots and fractional powers that are not exact, which
 //!   become floating-point.
@@ -404,8 +407,13 @@ enum Tok {
     RBracket,
     Frac,
     Sqrt,
-    /// Letters, units, unknown commands: not a number; ends an expression.
+    /// Words, units, `\text{…}`: not a number; ends an expression.
     Word,
+    /// `\pi`.
+    Pi,
+    /// A bare letter run or unknown command (becomes a `Word` unless it
+    /// takes part in arithmetic; see [`symbolic`]).
+    Symbol,
     /// Punctuation that ends an expression.
     Sep,
 }
@@ -545,9 +553,36 @@ fn command(c: &[char], i: usize) -> (Option<Tok>, usize) {
             Some(Tok::Word)
         }
         "cdots" | "ldots" | "dots" => Some(Tok::Sep),
-        _ => Some(Tok::Word),
+        "circ" | "degree" => Some(Tok::Word),
+        "pi" => Some(Tok::Pi),
+        // Greek letters, relations, unknown macros: prose or a symbol.
+        _ => Some(Tok::Symbol),
     };
     (tok, k)
+}
+
+const SYMBOLIC: &str = "a symbolic expression (letters in arithmetic): only numeric answers are checked";
+
+/// Whether the letters (or command) at `start..end` take part in arithmetic:
+/// glued (no space) to an operator, a closing bracket before or an opening
+/// one after (`x^2+1`, `2*x`, `f(x)`, `\frac{1}{2}x`), or a single letter
+/// glued to a digit before it (`3x`; `5cm` and `2nd` stay words). Hyphens
+/// between letters are prose (`twenty-one`). Such an answer is symbolic,
+/// and a numeric checker must not read a number out of it.
+fn symbolic(c: &[char], start: usize, end: usize, single: bool) -> bool {
+    let letter_at = |k: Option<usize>| k.and_then(|k| c.get(k)).is_some_and(|x| x.is_alphabetic());
+    let before = match start.checked_sub(1).map(|k| c[k]) {
+        Some(d) if d.is_ascii_digit() => single,
+        Some('+' | '*' | '^' | ')' | '}' | '×' | '·') => true,
+        Some('-' | '\u{2212}') => !letter_at(start.checked_sub(2)),
+        _ => false,
+    };
+    let after = match c.get(end) {
+        Some('+' | '*' | '^' | '(' | '{' | '×' | '·') => true,
+        Some('-' | '\u{2212}') => !letter_at(Some(end + 1)),
+        _ => false,
+    };
+    before || after
 }
 
 fn lex(text: &str) -> Result<Vec<Tok>, &'static str> {
@@ -564,15 +599,27 @@ fn lex(text: &str) -> Result<Vec<Tok>, &'static str> {
         }
         if ch == '\\' {
             let (tok, next) = command(&c, i);
-            out.extend(tok);
+            if tok == Some(Tok::Symbol) {
+                if symbolic(&c, i, next, true) {
+                    return Err(SYMBOLIC);
+                }
+                out.push(Tok::Word);
+            } else {
+                out.extend(tok);
+            }
             i = next;
             continue;
         }
         if ch.is_alphabetic() {
+            let start = i;
             while i < c.len() && (c[i].is_alphabetic() || c[i] == '_') {
                 i += 1;
             }
-            i = unit_power(&c, i);
+            let end = unit_power(&c, i);
+            if symbolic(&c, start, end, i - start == 1) {
+                return Err(SYMBOLIC);
+            }
+            i = end;
             out.push(Tok::Word);
             continue;
         }
@@ -893,7 +940,7 @@ impl Parser {
                     left = Number::of(v);
                 }
                 // Juxtaposition multiplies: 2\sqrt{3}, 3(4), \frac{1}{2}\sqrt{2}.
-                Some(Tok::LParen | Tok::Sqrt | Tok::Frac) => {
+                Some(Tok::LParen | Tok::Sqrt | Tok::Frac | Tok::Pi) => {
                     let Some(right) = self.attempt(|p| p.postfix(d))? else { break };
                     left = Number::of(mul(&mut self.fuel, &left.value, &right.value)?);
                 }
@@ -1025,6 +1072,10 @@ impl Parser {
                 let b = self.arg(d + 1)?;
                 Ok(Number::of(div(&mut self.fuel, &a, &b)?))
             }
+            Some(Tok::Pi) => {
+                self.pos += 1;
+                Ok(Number::of(Value::Approx(std::f64::consts::PI)))
+            }
             Some(Tok::Sqrt) => {
                 self.pos += 1;
                 let mut n = 2u32;
@@ -1100,7 +1151,7 @@ impl Parser {
 }
 
 fn starts_expr(t: &Tok) -> bool {
-    matches!(t, Tok::Num(_) | Tok::Plus | Tok::Minus | Tok::LParen | Tok::LBrace | Tok::Frac | Tok::Sqrt)
+    matches!(t, Tok::Num(_) | Tok::Plus | Tok::Minus | Tok::LParen | Tok::LBrace | Tok::Frac | Tok::Sqrt | Tok::Pi)
 }
 
 /// Every maximal expression in `text`, in order.

@@ -118,7 +118,7 @@ fn the_corpus_covers_every_rule() {
     for rule in [
         "plain", "fraction", "negative", "percent", "scientific", "expression", "irrational", "mixed", "thousands", "units",
         "location", "several", "one-value", "hidden", "unclosed", "huge", "nan-inf", "nesting", "words", "gold", "rounded",
-        "text",
+        "text", "symbolic",
     ] {
         let n = rows.iter().filter(|r| r.rule == rule).count();
         assert!(n >= 2, "rule `{rule}` has {n} rows");

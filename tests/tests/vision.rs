@@ -447,3 +447,36 @@ fn snapshot_rollouts() {
     let jsonl = opts(&["source=jsonl", &format!("path={}", data("qa.jsonl"))]);
     insta::assert_json_snapshot!("vision_jsonl_random", view(&run(&jsonl, "random", 3, 0)));
 }
+
+#[test]
+fn listing_several_candidates_never_earns_credit_in_math_or_vision() {
+    // For each env and seed: the gold with a wrong neighbour listed before
+    // and after it, boxed or plain. (Not "106 105": a space between groups of
+    // three digits is a thousands separator, so that is one value, 106105.)
+    let reg = Registry::builtin();
+    for id in ["math", "vision-qa"] {
+        let mut env = reg.make::<&str>(id, &[]).unwrap();
+        let mut checked = 0;
+        for seed in 0..12 {
+            env.reset(seed).unwrap();
+            let gold = extract_tag(&env.demonstration().unwrap().text, "answer").unwrap().to_string();
+            let Some(value) = envs::answer::read_gold(&gold).one().and_then(|n| n.value.to_f64()) else { continue };
+            let other = value + 1.0;
+            for listing in
+                [format!("{other}, {gold}"), format!("{gold} or {other}"), format!("\\boxed{{{other}}} or \\boxed{{{gold}}}")]
+            {
+                env.reset(seed).unwrap();
+                let reply = format!("<think>two guesses</think>\n<answer>{listing}</answer>");
+                let step = env.step(&Action::text(reply)).unwrap();
+                let term = |name: &str| step.info.breakdown.iter().find(|t| t.name == name).and_then(|t| t.value);
+                assert_eq!(term("correctness"), Some(-0.5), "{id} seed {seed}: `{listing}` (gold {gold})");
+                assert_eq!(term("number"), Some(0.0), "{id} seed {seed}: `{listing}` (gold {gold})");
+                assert_ne!(step.info.success, Some(true));
+                let reason = step.info.reason.clone().unwrap_or_default();
+                assert!(reason.contains("several different values"), "{id}: reason `{reason}`");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 12, "{id}: only {checked} numeric listings checked");
+    }
+}
