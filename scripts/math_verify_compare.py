@@ -7,6 +7,8 @@ per pair. Whole replies (answer tags, newlines) are skipped: math-verify has no 
 
     python3 -m venv /tmp/mv && /tmp/mv/bin/pip install math-verify
     /tmp/mv/bin/python scripts/math_verify_compare.py envs/tests/answers.tsv
+
+It then times math-verify on the eight typical pairs of `envs/benches/answer.rs` (`answer/pair/typical`).
 """
 import re
 import sys
@@ -43,3 +45,24 @@ dt = time.perf_counter() - t0
 print(f"math-verify on {n} tag-content rows: agrees {agree} ({100*agree/n:.1f}%), false accepts {false_acc}, false rejects {false_rej}; {1e6*dt/n:.0f} us/pair")
 for r, xs in sorted(by_rule.items()):
     print(r, len(xs), xs[:6])
+
+# The typical pairs of envs/benches/answer.rs, timed the same way (one gold and one prediction read and compared).
+PAIRS = [("42", "42"), ("1200", "$1,200"), ("\\frac{3}{4}", "0.75"), ("0.5", "\\boxed{\\frac{1}{2}}"),
+         ("#### 72", "The answer is 72."), ("1000000", "1 \\times 10^{6}"), ("\\frac{1}{3}", "0.3333"),
+         ("42", "40 or 41 or 42")]
+
+
+def wrap_side(x):
+    return x if ("$" in x or "\\boxed" in x or "####" in x) else "$" + x + "$"
+
+
+for _ in range(3):
+    for g, p in PAIRS:
+        verify(parse(wrap_side(g)), parse(wrap_side(p)))
+reps = 20
+t0 = time.perf_counter()
+for _ in range(reps):
+    for g, p in PAIRS:
+        verify(parse(wrap_side(g)), parse(wrap_side(p)))
+dt = time.perf_counter() - t0
+print(f"math-verify on the typical pairs: {1e6 * dt / (reps * len(PAIRS)):.0f} us per pair")

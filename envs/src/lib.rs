@@ -35,5 +35,5 @@ pub use conversation::{Conversation, History};
 pub use env::{Env, EnvError};
 pub use policy::{Completion, Policy, PolicyError, Request, RequestKey, SamplingParams};
 pub use registry::{ActionIds, EnvMaker, EnvSpec, OptionKind, OptionSpec, Options, Registry, RegistryError};
-pub use rollout::{rollout, EpisodeRecord, RolloutConfig, StepRecord, Summary};
+pub use rollout::{rollout, rollout_streaming, EpisodeRecord, RolloutConfig, StepRecord, Streamed, Summary};
 pub use types::{Action, Message, Observation, RewardTerm, Role, Step, StepInfo};

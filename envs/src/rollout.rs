@@ -17,7 +17,7 @@
 //! before the env is stepped again and its last step is marked truncated.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,9 @@ pub enum RolloutError {
     /// The policy answered with the wrong number of completions.
     #[error("policy `{0}` returned the wrong number of completions")]
     Shape(String),
+    /// Writing finished episodes failed.
+    #[error("cannot write trajectories: {0}")]
+    Output(std::io::Error),
     /// A rollout worker panicked (a bug in an env or a policy) while running
     /// the group of this env seed.
     #[error("a rollout worker panicked on env seed {seed}: {message}")]
@@ -158,19 +161,53 @@ pub fn rollout(
     cfg: &RolloutConfig,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<EpisodeRecord>, RolloutError> {
+    let mut all = Vec::new();
+    let never = AtomicBool::new(false);
+    rollout_streaming(maker, policy, cfg, &never, progress, &mut |eps| {
+        all.extend(eps);
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// How a streaming rollout ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Streamed {
+    /// Statistics of every episode handed to the sink.
+    pub summary: Summary,
+    /// `stop` was raised before every episode ran.
+    pub interrupted: bool,
+}
+
+/// Runs `cfg.episodes` episodes and hands each finished group to `sink` in
+/// group order (the same order and bytes as [`rollout`], whatever the thread
+/// count), keeping only the groups that finished ahead of an earlier one:
+/// memory does not grow with the number of episodes.
+///
+/// When `stop` becomes true (Ctrl-C), workers take no new group, the groups
+/// already running finish and are handed over, and the result says
+/// `interrupted`. Every group up to the last one handed over is complete.
+pub fn rollout_streaming(
+    maker: &EnvMaker,
+    policy: &dyn Policy,
+    cfg: &RolloutConfig,
+    stop: &AtomicBool,
+    progress: &(dyn Fn(usize) + Sync),
+    sink: &mut (dyn FnMut(Vec<EpisodeRecord>) -> std::io::Result<()> + Send),
+) -> Result<Streamed, RolloutError> {
     let group_size = cfg.group_size.max(1);
     let groups = cfg.episodes.div_ceil(group_size);
     let threads =
         if cfg.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.threads }
             .clamp(1, groups.max(1));
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Vec<EpisodeRecord>>>> = Mutex::new(vec![None; groups]);
+    let out = Mutex::new(Ordered { pending: BTreeMap::new(), next: 0, tally: Tally::default(), sink });
     let first_err: Mutex<Option<RolloutError>> = Mutex::new(None);
 
     crossbeam::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|_| loop {
-                if lock(&first_err).is_some() {
+                if lock(&first_err).is_some() || stop.load(Ordering::Relaxed) {
                     return;
                 }
                 let g = next.fetch_add(1, Ordering::Relaxed);
@@ -182,15 +219,13 @@ pub fn rollout(
                 let result =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_group(maker, policy, cfg, seed, n)))
                         .unwrap_or_else(|p| Err(RolloutError::Panicked { seed, message: panic_message(p.as_ref()) }));
-                match result {
-                    Ok(eps) => {
-                        progress(eps.len());
-                        lock(&slots)[g] = Some(eps);
-                    }
-                    Err(e) => {
-                        lock(&first_err).get_or_insert(e);
-                        return;
-                    }
+                let written = result.and_then(|eps| {
+                    progress(eps.len());
+                    lock(&out).finish(g, eps).map_err(RolloutError::Output)
+                });
+                if let Err(e) = written {
+                    lock(&first_err).get_or_insert(e);
+                    return;
                 }
             });
         }
@@ -200,8 +235,29 @@ pub fn rollout(
     if let Some(e) = lock(&first_err).take() {
         return Err(e);
     }
-    let slots = slots.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok(slots.into_iter().flatten().flatten().collect())
+    let out = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(Streamed { interrupted: out.next < groups, summary: out.tally.summary() })
+}
+
+/// Finished groups waiting for the ones before them, and the sink.
+struct Ordered<'s> {
+    pending: BTreeMap<usize, Vec<EpisodeRecord>>,
+    next: usize,
+    tally: Tally,
+    sink: &'s mut (dyn FnMut(Vec<EpisodeRecord>) -> std::io::Result<()> + Send),
+}
+
+impl Ordered<'_> {
+    /// Records group `g` and hands over every group now in order.
+    fn finish(&mut self, g: usize, eps: Vec<EpisodeRecord>) -> std::io::Result<()> {
+        self.pending.insert(g, eps);
+        while let Some(eps) = self.pending.remove(&self.next) {
+            self.next += 1;
+            eps.iter().for_each(|e| self.tally.add(e));
+            (self.sink)(eps)?;
+        }
+        Ok(())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -331,25 +387,62 @@ pub struct Summary {
 impl Summary {
     /// Summarises episodes.
     pub fn of(eps: &[EpisodeRecord]) -> Self {
-        if eps.is_empty() {
-            return Self::default();
+        let mut t = Tally::default();
+        eps.iter().for_each(|e| t.add(e));
+        t.summary()
+    }
+}
+
+/// What a [`Summary`] needs of each episode (three numbers, not the episode).
+#[derive(Debug, Default)]
+struct Tally {
+    rewards: Vec<f64>,
+    successes: usize,
+    steps: usize,
+}
+
+impl Tally {
+    fn add(&mut self, e: &EpisodeRecord) {
+        self.rewards.push(e.total_reward);
+        self.successes += usize::from(e.success);
+        self.steps += e.steps.len();
+    }
+
+    fn summary(mut self) -> Summary {
+        let r = &mut self.rewards;
+        if r.is_empty() {
+            return Summary::default();
         }
-        let mut r: Vec<f64> = eps.iter().map(|e| e.total_reward).collect();
         r.sort_by(f64::total_cmp);
         let n = r.len();
         let median = if n % 2 == 1 { r[n / 2] } else { (r[n / 2 - 1] + r[n / 2]) / 2.0 };
-        let total_steps: usize = eps.iter().map(|e| e.steps.len()).sum();
-        Self {
+        Summary {
             episodes: n,
             mean_reward: r.iter().sum::<f64>() / n as f64,
             median_reward: median,
             min_reward: r[0],
             max_reward: r[n - 1],
-            success_rate: eps.iter().filter(|e| e.success).count() as f64 / n as f64,
-            mean_steps: total_steps as f64 / n as f64,
-            total_steps,
+            success_rate: self.successes as f64 / n as f64,
+            mean_steps: self.steps as f64 / n as f64,
+            total_steps: self.steps,
         }
     }
+}
+
+/// The last line of a trajectory file written by `gym run --out`: the
+/// summary of the episodes above it and whether the run was interrupted.
+/// Readers of trajectory files skip it ([`is_summary_line`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryLine {
+    /// Statistics of the episodes in the file.
+    pub summary: Summary,
+    /// The run stopped early (Ctrl-C): the file holds the episodes that finished.
+    pub interrupted: bool,
+}
+
+/// Whether a parsed JSONL line is a [`SummaryLine`] rather than an episode.
+pub fn is_summary_line(v: &serde_json::Value) -> bool {
+    v.get("summary").is_some() && v.get("steps").is_none()
 }
 
 /// Writes episodes as JSONL (one episode per line). Deterministic: the

@@ -119,6 +119,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         sampling.max_new_tokens = m;
     }
     anyhow::ensure!(a.episodes > 0, "--episodes must be at least 1");
+    crate::bounded("--episodes", a.episodes, MAX_EPISODES)?;
+    crate::bounded("--group-size", a.group_size, MAX_GROUP)?;
+    crate::bounded("--threads", a.threads, MAX_THREADS)?;
+    crate::bounded("--max-new-tokens", a.max_new_tokens.unwrap_or(0), MAX_NEW_TOKENS)?;
+    // The output file is created before any work: a wrong path fails now.
+    let mut out_file = match &a.out {
+        Some(path) => Some(TrajectoryFile::create(path)?),
+        None => None,
+    };
     let cfg = RolloutConfig {
         env_id: a.env.clone(),
         options: options.to_map(),
@@ -129,6 +138,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         sampling,
         history: a.history,
     };
+    let stop = crate::interrupt_flag()?;
     let bar = indicatif::ProgressBar::new(a.episodes as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -137,16 +147,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let start = Instant::now();
-    let eps = envs::rollout(&maker, policy.as_ref(), &cfg, &|n| bar.inc(n as u64))?;
+    let mut sink = |eps: Vec<envs::EpisodeRecord>| match out_file.as_mut() {
+        Some(f) => f.append(&eps),
+        None => Ok(()),
+    };
+    let streamed = envs::rollout_streaming(&maker, policy.as_ref(), &cfg, &stop, &|n| bar.inc(n as u64), &mut sink)?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     bar.finish_and_clear();
-    if let Some(path) = &a.out {
-        let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(f);
-        envs::rollout::write_jsonl(&mut w, &eps).with_context(|| format!("cannot write {}", path.display()))?;
-        w.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    let s = streamed.summary;
+    if let (Some(f), Some(path)) = (out_file.take(), &a.out) {
+        f.finish(&s, streamed.interrupted).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let s = Summary::of(&eps);
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
@@ -160,7 +171,59 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             writeln!(out, "trajectories written to {}", p.display())?;
         }
     }
+    if streamed.interrupted {
+        out.flush()?;
+        eprintln!("interrupted: {} of {} episodes finished and were kept", s.episodes, a.episodes);
+        std::process::exit(130);
+    }
     Ok(())
+}
+
+/// The most episodes one `gym run` may ask for.
+const MAX_EPISODES: usize = 1_000_000_000;
+/// The largest group.
+const MAX_GROUP: usize = 65_536;
+/// The most worker threads.
+const MAX_THREADS: usize = 4_096;
+/// The most new tokens per reply.
+const MAX_NEW_TOKENS: usize = 1 << 20;
+
+/// A trajectory file written as episodes finish: whole lines only (each
+/// batch of complete lines goes out in one write), then a summary line.
+struct TrajectoryFile {
+    file: std::fs::File,
+    path: PathBuf,
+    buf: Vec<u8>,
+}
+
+impl TrajectoryFile {
+    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            anyhow::ensure!(dir.is_dir(), "cannot write {}: the folder {} does not exist", path.display(), dir.display());
+        }
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { file, path: path.to_path_buf(), buf: Vec::new() })
+    }
+
+    /// Appends finished episodes; writes once 64 KiB of lines are ready.
+    fn append(&mut self, eps: &[envs::EpisodeRecord]) -> std::io::Result<()> {
+        envs::rollout::write_jsonl(&mut self.buf, eps)?;
+        if self.buf.len() >= 64 * 1024 {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and the summary line.
+    fn finish(mut self, summary: &Summary, interrupted: bool) -> anyhow::Result<()> {
+        let line = envs::rollout::SummaryLine { summary: summary.clone(), interrupted };
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.buf.push(b'\n');
+        self.file.write_all(&self.buf).with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.file.sync_data().with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
 }
 
 fn write_table(out: &mut impl Write, env: &str, policy: &str, s: &Summary, secs: f64) -> std::io::Result<()> {

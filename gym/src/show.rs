@@ -22,14 +22,19 @@ pub struct ShowArgs {
 /// Reads a trajectory file; errors name the file and line.
 pub fn read_trajectories(path: &std::path::Path) -> anyhow::Result<Vec<EpisodeRecord>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{} line {}: not a trajectory record", path.display(), i + 1))
-        })
-        .collect()
+    let mut eps = Vec::new();
+    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(l).with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
+        if envs::rollout::is_summary_line(&v) {
+            continue;
+        }
+        eps.push(
+            serde_json::from_value(v)
+                .with_context(|| format!("{} line {}: not a trajectory record", path.display(), i + 1))?,
+        );
+    }
+    Ok(eps)
 }
 
 /// Renders one episode as text.

@@ -139,7 +139,9 @@ fn empty_and_malformed_replies_are_penalties_not_crashes() {
         ]);
         assert!(ok, "{env}: {err}");
         let text = std::fs::read_to_string(&out).unwrap();
-        for line in text.lines() {
+        let (episodes, summary) = text.trim_end().rsplit_once('\n').unwrap();
+        assert!(summary.starts_with("{\"summary\""), "{summary}");
+        for line in episodes.lines() {
             let e: envs::EpisodeRecord = serde_json::from_str(line).unwrap();
             assert!(!e.success, "{env}: malformed reply counted as success");
             assert!(e.total_reward < 0.5, "{env}: malformed reply earned {}", e.total_reward);
@@ -159,4 +161,58 @@ fn bench_model_takes_a_model_folder_and_reports_the_bandwidth_bound() {
     assert!(frac > 0.0 && v["decode_bytes_per_step"].as_f64().unwrap() > 0.0, "{v}");
     let (ok, _, err) = gym(&["bench", "model", "--model", "/nonexistent/model", "--device", "cpu"]);
     assert!(!ok && err.contains("/nonexistent/model"), "{err}");
+}
+
+#[test]
+fn interrupted_run_keeps_every_finished_episode_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(["run", "2048", "--episodes", "1000000000", "--threads", "2", "--out", f.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted") && stderr.contains("were kept"), "{stderr}");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["interrupted"], true, "{last}");
+    let n = lines.len() - 1;
+    assert!(n > 0, "no episode finished in 3 s");
+    assert_eq!(last["summary"]["episodes"], n);
+    // Episodes are complete and in order: the same bytes as a run of exactly n.
+    let g = dir.path().join("n.jsonl");
+    let (ok, _, err) = gym(&["run", "2048", "--episodes", &n.to_string(), "--threads", "1", "--out", g.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let whole = std::fs::read_to_string(&g).unwrap();
+    let whole: Vec<&str> = whole.lines().collect();
+    assert_eq!(whole[..n], lines[..n]);
+    assert_eq!(whole[n].replace("\"interrupted\":false", "\"interrupted\":true"), lines[n]);
+    // `gym show` reads the file (the summary line is skipped).
+    let (ok, shown, err) = gym(&["show", f.to_str().unwrap(), "--episode", "0", "--max-steps", "1"]);
+    assert!(ok && shown.contains("seed 0"), "{err}");
+}
+
+#[test]
+fn absurd_counts_and_missing_folders_fail_before_any_work() {
+    let (ok, _, err) = gym(&["run", "2048", "--episodes", "18446744073709551615"]);
+    assert!(!ok);
+    assert!(err.contains("--episodes") && err.contains("too large") && !err.contains("panicked"), "{err}");
+    let (ok, _, err) = gym(&["run", "2048", "--group-size", "100000000"]);
+    assert!(!ok && err.contains("--group-size"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/folder/t.jsonl");
+    let t = std::time::Instant::now();
+    let (ok, _, err) = gym(&["run", "2048", "--episodes", "100000", "--out", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("does not exist") && err.contains("no/such/folder"), "{err}");
+    // 100,000 episodes take minutes; the error came before them.
+    assert!(t.elapsed() < std::time::Duration::from_secs(30));
 }

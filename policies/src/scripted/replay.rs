@@ -41,6 +41,9 @@ impl Replay {
             }
             let v: serde_json::Value =
                 serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", i + 1))?;
+            if envs::rollout::is_summary_line(&v) {
+                continue;
+            }
             if v.get("steps").is_some() {
                 let ep: EpisodeRecord =
                     serde_json::from_value(v).map_err(|e| format!("line {}: bad trajectory record: {e}", i + 1))?;
