@@ -115,11 +115,6 @@ async fn errors_that_keep_the_connection() {
     let e = call(&mut ws, json!({"type": "step", "data": {"message": "error"}})).await;
     assert_eq!(code(&e), "EXECUTION_ERROR");
     assert_eq!(e["data"]["message"], "the env was asked to fail");
-    // Binary frames: JSON in UTF-8 is read; anything else is INVALID_JSON.
-    send_raw(&mut ws, WsMsg::binary(json!({"type": "state"}).to_string().into_bytes())).await;
-    assert_eq!(recv(&mut ws).await.unwrap()["type"], "state");
-    send_raw(&mut ws, WsMsg::binary(vec![0xff, 0xfe, 0x00])).await;
-    assert_eq!(code(&recv(&mut ws).await.unwrap()), "INVALID_JSON");
     // MCP: gym envs have no tools.
     let m = call(&mut ws, json!({"type": "mcp", "data": {"jsonrpc": "2.0", "method": "tools/list", "id": 1}})).await;
     assert_eq!(m["type"], "mcp");
@@ -227,6 +222,31 @@ async fn pipelined_requests_get_one_reply_each_in_order() {
     // And nothing unsolicited follows.
     let extra = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
     assert!(extra.is_err(), "unsolicited frame: {extra:?}");
+}
+
+#[tokio::test]
+async fn binary_frames_close_the_session_with_1003() {
+    let s = start(&[], cfg()).await;
+    let mut other = connect(&s).await;
+    call(&mut other, json!({"type": "reset"})).await;
+    // Even JSON in a binary frame: the protocol is text frames.
+    for payload in [json!({"type": "state"}).to_string().into_bytes(), vec![0xff, 0xfe, 0x00]] {
+        let mut ws = connect(&s).await;
+        call(&mut ws, json!({"type": "reset"})).await;
+        send_raw(&mut ws, WsMsg::binary(payload)).await;
+        assert_eq!(close_code(&mut ws).await, Some(1003));
+    }
+    assert_eq!(call(&mut other, json!({"type": "state"})).await["type"], "state");
+}
+
+#[tokio::test]
+async fn a_frame_just_over_the_limit_is_closed_with_1009() {
+    let s = start(&[], ServerConfig { max_message_bytes: 1 << 20, ..cfg() }).await;
+    let mut ws = connect(&s).await;
+    call(&mut ws, json!({"type": "reset"})).await;
+    let big = "x".repeat((1 << 20) + 16);
+    send_raw(&mut ws, WsMsg::text(big)).await;
+    assert_eq!(close_code(&mut ws).await, Some(1009));
 }
 
 #[tokio::test]

@@ -178,20 +178,13 @@ enum Dispatch {
     Run(Running),
 }
 
-/// A frame as received: text, or bytes that are not UTF-8.
+/// A text frame as received.
 enum Incoming {
     Text(Utf8Bytes),
-    NotText,
 }
 
 fn dispatch(svc: &Arc<EnvService>, core: &mut Option<Core>, msg: Incoming) -> Dispatch {
-    let Incoming::Text(text) = msg else {
-        return Dispatch::Now(Reply::err(
-            ErrorCode::InvalidJson,
-            "Invalid JSON: binary frame is not UTF-8 text",
-            Map::new(),
-        ));
-    };
+    let Incoming::Text(text) = msg;
     let v: Value = match serde_json::from_str(text.as_str()) {
         Ok(v) => v,
         Err(e) => return Dispatch::Now(Reply::err(ErrorCode::InvalidJson, &format!("Invalid JSON: {e}"), Map::new())),
@@ -291,6 +284,12 @@ fn execute(svc: &EnvService, mut c: Core, job: Job) -> (Option<Core>, Reply) {
 
 async fn send(socket: &mut WebSocket, frame: String) -> bool {
     socket.send(Message::Text(frame.into())).await.is_ok()
+}
+
+/// Whether a receive error is a frame or message over the size limit.
+fn too_big(e: &axum::Error) -> bool {
+    use std::error::Error;
+    matches!(e.source().and_then(|s| s.downcast_ref::<tungstenite::Error>()), Some(tungstenite::Error::Capacity(_)))
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
@@ -393,8 +392,14 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
             }
             msg = socket.recv() => {
                 match msg {
+                    Some(Err(e)) if too_big(&e) => {
+                        // Over `max_message_bytes`: the frame is dropped unread
+                        // and the session closed with "message too big".
+                        close_code = (1009, "message too big");
+                        break;
+                    }
                     None | Some(Err(_)) => {
-                        // The client vanished (or sent an oversized/invalid frame).
+                        // The client vanished (or sent an invalid frame).
                         if let Some(h) = running.take() {
                             let _ = h.await;
                         }
@@ -406,14 +411,11 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
                             queue.push_back(Incoming::Text(t));
                         }
                     }
-                    Some(Ok(Message::Binary(b))) => {
-                        if !(closing || stopping) {
-                            last_request = Instant::now();
-                            queue.push_back(match std::str::from_utf8(&b) {
-                                Ok(s) => Incoming::Text(Utf8Bytes::from(s)),
-                                Err(_) => Incoming::NotText,
-                            });
-                        }
+                    Some(Ok(Message::Binary(_))) => {
+                        // The protocol is JSON in text frames; a binary frame is
+                        // refused whatever it holds ("unsupported data").
+                        close_code = (1003, "binary frames are not supported: send JSON as text");
+                        break;
                     }
                     Some(Ok(Message::Close(_))) => {
                         if let Some(h) = running.take() {

@@ -203,6 +203,19 @@ pub async fn call(ws: &mut Ws, v: Value) -> Value {
     recv(ws).await.expect("a reply")
 }
 
+/// Reads until the server's close frame and returns its code (`None` if the
+/// connection ended without one).
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("a frame within 20 s");
+        match m {
+            Some(Ok(WsMsg::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return None,
+        }
+    }
+}
+
 /// Asserts the socket is closed (no further data frame).
 pub async fn assert_closed(ws: &mut Ws) {
     assert_eq!(recv(ws).await, None, "expected the server to close the socket");
