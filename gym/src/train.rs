@@ -86,6 +86,10 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Start over in an output folder that holds an earlier run's
+    /// checkpoints (they are deleted); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// An env option, `name=value` (repeatable).
     #[arg(long = "opt", value_name = "NAME=VALUE")]
     pub opts: Vec<String>,
@@ -188,7 +192,13 @@ pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
     };
     let mut run = SftRun::start(&spec, &build_config(a, None)?)?;
     let bar = progress_bar(a.quiet, run.max_steps());
+    let stop = crate::interrupt_flag()?;
+    let mut interrupted = false;
     while !run.is_done() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
         let m = run.step()?;
         let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
         bar.set_message(format!(
@@ -202,7 +212,13 @@ pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
     }
     bar.finish();
     let examples = run.examples();
+    let steps = run.steps_done();
     let written = run.finish()?;
+    if interrupted {
+        let dir = written.model.map(|d| d.display().to_string()).unwrap_or_default();
+        eprintln!("interrupted after step {steps}: the model of the finished steps is written to {dir}");
+        std::process::exit(130);
+    }
     if let (false, Some(dir)) = (a.quiet, written.model) {
         eprintln!("SFT on {examples} examples done; model written to {}", dir.display());
     }
@@ -224,6 +240,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         rollout_threads: a.rollout_threads,
         output_dir: a.output_dir.clone(),
         save_merged: a.save_merged,
+        overwrite: a.overwrite,
     };
     let mut run = GrpoRun::start(&spec, cfg, resume_from.as_deref())?;
     if let (false, Some((ck, st))) = (a.quiet, run.resumed()) {
@@ -231,7 +248,22 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     let bar = progress_bar(a.quiet, run.config().max_steps);
     bar.set_position(run.steps_done() as u64);
+    let stop = crate::interrupt_flag()?;
     while !run.is_done() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            bar.abandon();
+            let saved = run.save_checkpoint()?.or(run.latest_checkpoint()?);
+            let kept = match saved {
+                Some(ck) => format!("checkpoint {}", ck.display()),
+                None => "no checkpoint (no step finished yet)".to_string(),
+            };
+            eprintln!(
+                "interrupted after step {}: metrics.jsonl holds every finished step; {kept}; continue with the same \
+                 command and --resume",
+                run.steps_done()
+            );
+            std::process::exit(130);
+        }
         let m = run.step()?;
         let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
         bar.set_message(format!(

@@ -244,3 +244,57 @@ fn trains_on_multi_turn_2048_deterministically() {
     // The prompts and both env segments were processed: far more tokens than the 12 generated per completion.
     assert!(a[0]["num_tokens"].as_f64().unwrap() > 4.0 * 300.0, "{}", a[0]);
 }
+
+#[test]
+fn ctrl_c_saves_the_last_finished_step_and_resume_matches_an_uninterrupted_run() {
+    // No periodic checkpoints (`save_steps` 0): only the interrupt saves one.
+    let steps = 24;
+    let no_saves = |out: &Path| {
+        let mut v = args(out, steps);
+        let i = v.iter().position(|s| s == "--save-steps").unwrap();
+        v[i + 1] = "0".into();
+        v
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    gym(&no_saves(&a));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .args(no_saves(&b))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let lines = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).map(|t| t.lines().count()).unwrap_or(0);
+    while lines(&b) < 3 && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let done = lines(&b);
+    assert!((3..steps).contains(&done), "{done} steps before the interrupt took effect");
+    assert!(b.join(format!("checkpoint-{done}")).is_dir(), "{stderr}");
+    assert!(stderr.contains(&format!("interrupted after step {done}")) && stderr.contains("--resume"), "{stderr}");
+
+    // A fresh run may not reuse the folder (a later --resume would find a stale checkpoint).
+    let fresh = Command::new(env!("CARGO_BIN_EXE_gym")).args(no_saves(&b)).output().unwrap();
+    let err = String::from_utf8_lossy(&fresh.stderr);
+    assert!(!fresh.status.success() && err.contains("--overwrite") && err.contains("--resume"), "{err}");
+
+    gym(&[no_saves(&b), vec!["--resume".into()]].concat());
+    let (ma, mb) = (metric_lines(&a), metric_lines(&b));
+    assert_eq!(mb.len(), steps);
+    for (i, (x, y)) in ma.iter().zip(&mb).enumerate() {
+        assert_eq!(x["reward"], y["reward"], "step {}", i + 1);
+        assert_eq!(x["loss"], y["loss"], "step {}", i + 1);
+    }
+    let adapter = |d: &Path| std::fs::read(d.join("adapter/adapter_model.safetensors")).unwrap();
+    assert_eq!(adapter(&a), adapter(&b), "same final adapter");
+
+    // --overwrite starts over.
+    gym(&[no_saves(&b), vec!["--overwrite".into()]].concat());
+    assert_eq!(metric_lines(&b).len(), steps);
+}

@@ -119,6 +119,10 @@ pub struct GrpoRunSpec {
     pub output_dir: PathBuf,
     /// Also write `model/`, the base with the adapters merged in.
     pub save_merged: bool,
+    /// Start over in a folder that holds an earlier run's checkpoints
+    /// (they are deleted); without it such a folder is refused, so that a
+    /// later `--resume` can never pick a stale checkpoint.
+    pub overwrite: bool,
 }
 
 /// A GRPO run in progress.
@@ -162,6 +166,21 @@ impl GrpoRun {
     pub fn start(spec: &GrpoRunSpec, cfg: GrpoConfig, resume_from: Option<&Path>) -> Result<Self> {
         let out = spec.output_dir.clone();
         std::fs::create_dir_all(&out).map_err(|e| io_err("create", &out, e))?;
+        if resume_from.is_none() {
+            let old = checkpoint::list(&out)?;
+            if let Some((step, _)) = old.last() {
+                if !spec.overwrite {
+                    return Err(TrainError::Config(format!(
+                        "{} holds checkpoints of an earlier run (newest: checkpoint-{step}): pass --resume to \
+                         continue it, or --overwrite to start over (its checkpoints are deleted)",
+                        out.display()
+                    )));
+                }
+                for (_, dir) in &old {
+                    std::fs::remove_dir_all(dir).map_err(|e| io_err("remove", dir, e))?;
+                }
+            }
+        }
         let (mut trainer, source, base_name): (GrpoTrainer, Box<dyn RolloutSource>, String) = if let Some(task) =
             spec.target.strip_prefix("toy:")
         {
@@ -262,6 +281,27 @@ impl GrpoRun {
             checkpoint::save(&self.trainer, &self.out, &self.base_name, self.cfg.save_total_limit)?;
         }
         Ok(m)
+    }
+
+    /// Saves a checkpoint of the last finished step now (an interrupted run
+    /// keeps its work), unless one exists for it. `None` when the trainer is
+    /// between the steps of one generation batch, where a checkpoint could
+    /// not be resumed exactly; the newest earlier checkpoint then stands.
+    pub fn save_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let step = self.trainer.step();
+        let path = self.out.join(format!("checkpoint-{step}"));
+        if step == 0 || !self.trainer.at_generation_boundary() {
+            return Ok(None);
+        }
+        if checkpoint::list(&self.out)?.iter().any(|(n, _)| *n == step) {
+            return Ok(Some(path));
+        }
+        checkpoint::save(&self.trainer, &self.out, &self.base_name, self.cfg.save_total_limit).map(Some)
+    }
+
+    /// The newest checkpoint in the output folder.
+    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+        checkpoint::latest(&self.out)
     }
 
     /// Writes `adapter/` and, with `save_merged`, `model/`.

@@ -21,6 +21,7 @@ fn spec(out: &Path) -> GrpoRunSpec {
         rollout_threads: 1,
         output_dir: out.to_path_buf(),
         save_merged: true,
+        overwrite: false,
     }
 }
 
