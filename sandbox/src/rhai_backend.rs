@@ -165,11 +165,24 @@ pub fn restricted_engine(limits: &Limits) -> Engine {
     engine
 }
 
+/// A compile error's verdict; says first why when the program uses a
+/// feature the sandbox compiles out (modules: `import`, `global::`).
+fn compile_error(source: &str, e: &rhai::ParseError) -> Verdict {
+    let hint = if source.contains("global::") {
+        "`global::` is not available (modules are disabled in this sandbox; pass the value as an argument): "
+    } else if source.contains("import ") {
+        "`import` is not available (modules are disabled in this sandbox): "
+    } else {
+        ""
+    };
+    Verdict::new(VerdictKind::CompileError, format!("{hint}{e}"))
+}
+
 /// Compiles `source` with the restricted engine (no limits on run time, which
 /// compilation does not have). Used by static checks.
 pub fn compile_check(source: &str, entry: &str, arity: Option<usize>) -> Result<(), Verdict> {
     let engine = restricted_engine(&Limits::default());
-    let ast = engine.compile(source).map_err(|e| Verdict::new(VerdictKind::CompileError, e.to_string()))?;
+    let ast = engine.compile(source).map_err(|e| compile_error(source, &e))?;
     check_entry(&ast, entry, arity)
 }
 
@@ -225,7 +238,7 @@ impl RhaiSession {
         engine.on_print(move |s| m.print(s));
         let m = monitor.clone();
         engine.on_debug(move |s, _, _| m.print(s));
-        let ast = engine.compile(source).map_err(|e| Verdict::new(VerdictKind::CompileError, e.to_string()))?;
+        let ast = engine.compile(source).map_err(|e| compile_error(source, &e))?;
         check_entry(&ast, entry, None)?;
         // Keep only the function definitions: top-level statements never run.
         let ast = ast.clone_functions_only();
@@ -436,6 +449,9 @@ mod tests {
         assert_eq!(run("fn other(b) { 1 }", &l).unwrap_err().kind, VerdictKind::CompileError);
         assert_eq!(run("fn strategy(b) { eval(\"1\") }", &l).unwrap_err().kind, VerdictKind::CompileError);
         assert_eq!(run("import \"x\" as y; fn strategy(b) { 1 }", &l).unwrap_err().kind, VerdictKind::CompileError);
+        let v = run("const X = 3; fn strategy(b) { global::X }", &l).unwrap_err();
+        assert_eq!(v.kind, VerdictKind::CompileError);
+        assert!(v.reason.contains("`global::` is not available") && v.reason.contains("argument"), "{}", v.reason);
         assert_eq!(run("fn strategy(b) { sleep(1); 1 }", &l).unwrap_err().kind, VerdictKind::RuntimeError);
         assert_eq!(run("fn strategy(b) { timestamp(); 1 }", &l).unwrap_err().kind, VerdictKind::RuntimeError);
     }

@@ -59,7 +59,7 @@
 //! (`easy`/`medium`/`hard`, default `easy`).
 //!
 //! `info.extra` holds `language`, `games` (per-game `{"end", "value", ...}`),
-//! `verdicts` (counts per verdict kind) and `baseline`.
+//! `ends` (counts of games per way they ended) and `baseline`.
 
 pub mod programs;
 
@@ -569,7 +569,9 @@ impl StrategyEnv {
         let system = format!(
             "You write programs. Reply with one fenced code block (```{lang} ... ```) defining `strategy(board)`. \
              It is called once per move with a fresh copy of the board and must return quickly. \
-             Only the returned value counts; printing, exiting or changing the board does nothing."
+             Only the returned value counts; exiting or changing the board does nothing. Printed output is \
+             discarded, but more than {kib} KiB of it in one game stops the game as a limit violation.",
+            kib = c.limits.output_bytes / 1024
         );
         let rules = if lang == "python" {
             format!(
@@ -748,6 +750,21 @@ impl Env for StrategyEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_states_what_printing_costs_and_the_verdict_says_it() {
+        let mut reg = Registry::new();
+        register(&mut reg);
+        let mut env = reg.make("2048-strategy", &["games=1"]).unwrap();
+        let obs = env.reset(0).unwrap();
+        let kib = Limits::default().output_bytes / 1024;
+        assert!(obs.messages[0].content.contains(&format!("more than {kib} KiB")), "{}", obs.messages[0].content);
+        let flood = format!("```rhai\nfn strategy(b) {{ for i in 0..{} {{ print(\"0123456789abcdef\"); }} \"up\" }}\n```", 1100);
+        let step = env.step(&Action::text(flood)).unwrap();
+        assert_eq!(step.info.extra["ends"]["violation"], 1, "{:?}", step.info.extra);
+        let reason = step.info.reason.clone().unwrap_or_default();
+        assert!(reason.contains("output_limit") && reason.contains("16384 bytes"), "{reason}");
+    }
 
     #[test]
     fn generated_programs_play_with_varying_quality() {
