@@ -867,6 +867,7 @@ impl PythonSession {
             "filters": if stage2 { f.stage2.iter().map(to_hex).collect::<Vec<_>>() } else { Vec::new() },
             "nr": libc::SYS_seccomp,
             "seed": limits.seed,
+            "action_bytes": limits.action_bytes,
         });
         // Loading (interpreter start, preloads, the program's definitions) is
         // bounded by the session's CPU budget; the wall backstop leaves room
@@ -1129,7 +1130,19 @@ impl PythonSession {
             let kind = match e.as_str() {
                 "compile" if loading => VerdictKind::CompileError,
                 "runtime" => VerdictKind::RuntimeError,
-                "memory" => VerdictKind::MemoryLimit,
+                "memory" => {
+                    // Python's MemoryError usually carries no message: name the limit.
+                    let limit = format!("used more than the {} MiB memory limit", self.limits.memory_bytes >> 20);
+                    let why = if m.trim_end_matches(':').trim() == "MemoryError" { limit } else { format!("{m} ({limit})") };
+                    return Err(self.fail(Verdict::new(VerdictKind::MemoryLimit, why)));
+                }
+                "long" if !loading => {
+                    let v = Verdict::new(
+                        VerdictKind::InvalidAction,
+                        format!("action is {m} bytes; the limit is {}", self.limits.action_bytes),
+                    );
+                    return Err(self.fail(v));
+                }
                 "type" if !loading => {
                     let v = Verdict::new(
                         VerdictKind::InvalidAction,

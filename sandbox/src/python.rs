@@ -454,6 +454,7 @@ def _main():
     for k in [k for k in sys.modules if k == 'ctypes' or k.startswith('ctypes.') or k == '_ctypes']:
         del sys.modules[k]
     entry = hello['entry']
+    action_bytes = hello['action_bytes']
     del hello, line
     g = {'__name__': '__strategy__', '__builtins__': __builtins__}
     try:
@@ -477,14 +478,18 @@ def _main():
             send({'e': kind(e), 'm': fmt(e)})
             return
         if type(r) is str:
-            send({'a': r})
+            a = r
         elif type(r) is int:
-            send({'a': str(r)})
+            a = str(r)
         elif type(r) in (list, tuple) and all(type(x) is int for x in r):
-            send({'a': ' '.join(str(x) for x in r)})
+            a = ' '.join(str(x) for x in r)
         else:
             send({'e': 'type', 'm': type(r).__name__})
             return
+        if len(a.encode()) > action_bytes:
+            send({'e': 'long', 'm': str(len(a.encode()))})
+            return
+        send({'a': a})
 _main()
 "#;
 

@@ -36,6 +36,20 @@ fn memory_bomb() {
     assert_eq!(o.kind(), MemoryLimit, "{:?}", o.result);
     assert_static("memory_bomb.py", false);
 }
+#[test]
+fn memory_errors_name_the_limit() {
+    let l = sandbox::Limits { call_cpu: std::time::Duration::from_secs(2), ..attack_limits() };
+    let o = attack("memory_bomb.py", &l);
+    let v = o.result.unwrap_err();
+    assert!(v.reason.contains(&format!("{} MiB memory limit", l.memory_bytes >> 20)), "{}", v.reason);
+}
+#[test]
+fn a_1_mb_action_is_an_invalid_action_not_a_protocol_error() {
+    let o = attack("huge_action.py", &attack_limits());
+    let v = o.result.unwrap_err();
+    assert_eq!(v.kind, InvalidAction, "{v:?}");
+    assert!(v.reason.contains("action is 1000000 bytes"), "{}", v.reason);
+}
 py_attack!(fork_bomb, "fork_bomb.py", SyscallViolation, started = true, static_rejects = true);
 py_attack!(fork_once, "fork_once.py", SyscallViolation, started = true, static_rejects = true);
 py_attack!(thread_bomb, "thread_bomb.py", SyscallViolation, started = true, static_rejects = true);
