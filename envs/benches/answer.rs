@@ -42,10 +42,8 @@ fn pairs(c: &mut Criterion) {
 fn rubric(c: &mut Criterion) {
     let tags = Tags::default();
     let rubric = answer_rubric(&tags);
-    let reply = tags.wrap(
-        "Each box holds 12 apples and there are 3 boxes, so 12 * 3 = 36 apples; 6 are eaten, leaving 30.",
-        "30",
-    );
+    let reply = tags
+        .wrap("Each box holds 12 apples and there are 3 boxes, so 12 * 3 = 36 apples; 6 are eaten, leaving 30.", "30");
     c.bench_function("answer/rubric/typical_reply", |b| {
         b.iter(|| {
             let mut info = StepInfo::default();

@@ -936,7 +936,11 @@ impl Parser {
                     else {
                         break;
                     };
-                    let v = if is_div { div(&mut self.fuel, &left.value, &right.value)? } else { mul(&mut self.fuel, &left.value, &right.value)? };
+                    let v = if is_div {
+                        div(&mut self.fuel, &left.value, &right.value)?
+                    } else {
+                        mul(&mut self.fuel, &left.value, &right.value)?
+                    };
                     left = Number::of(v);
                 }
                 // Juxtaposition multiplies: 2\sqrt{3}, 3(4), \frac{1}{2}\sqrt{2}.
@@ -973,7 +977,11 @@ impl Parser {
         while self.peek() == Some(&Tok::Percent) {
             self.pos += 1;
             let hundred = Value::Exact(BigRational::from_integer(BigInt::from(100)));
-            n = Number { value: div(&mut self.fuel, &n.value, &hundred)?, percent: true, decimals: n.decimals.map(|p| p + 2) };
+            n = Number {
+                value: div(&mut self.fuel, &n.value, &hundred)?,
+                percent: true,
+                decimals: n.decimals.map(|p| p + 2),
+            };
         }
         Ok(n)
     }

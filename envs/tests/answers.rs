@@ -78,7 +78,8 @@ fn the_corpus_gets_the_documented_verdicts() {
     assert!(rows.len() >= 300, "the corpus has {} rows; the issue asks for at least 300", rows.len());
     let mut failures = Vec::new();
     for r in &rows {
-        let whole_reply = r.prediction.contains("<answer>") || r.prediction.contains("</think>") || r.prediction.contains('\n');
+        let whole_reply =
+            r.prediction.contains("<answer>") || r.prediction.contains("</think>") || r.prediction.contains('\n');
         let gold_is_value = matches!(answer::read_gold(&r.gold), Answer::One(_));
         let mut got = Vec::new();
         if whole_reply {
@@ -89,10 +90,17 @@ fn the_corpus_gets_the_documented_verdicts() {
             if gold_is_value {
                 let reply = format!("<think>t</think><answer>{}</answer>", r.prediction);
                 got.push(("number", number(&reply, &r.gold) == Some(1.0)));
-                got.push(("matches", answer::matches(&answer::read_answer(&r.prediction), &answer::read_gold(&r.gold))));
+                got.push((
+                    "matches",
+                    answer::matches(&answer::read_answer(&r.prediction), &answer::read_gold(&r.gold)),
+                ));
             }
             if r.rule == "several" && grade != -0.5 {
-                failures.push(format!("line {}: `{}` lists candidates but got partial credit {grade}", r.line, short(&r.prediction)));
+                failures.push(format!(
+                    "line {}: `{}` lists candidates but got partial credit {grade}",
+                    r.line,
+                    short(&r.prediction)
+                ));
             }
         }
         for (what, accepted) in got {
@@ -116,9 +124,29 @@ fn the_corpus_gets_the_documented_verdicts() {
 fn the_corpus_covers_every_rule() {
     let rows = corpus();
     for rule in [
-        "plain", "fraction", "negative", "percent", "scientific", "expression", "irrational", "mixed", "thousands", "units",
-        "location", "several", "one-value", "hidden", "unclosed", "huge", "nan-inf", "nesting", "words", "gold", "rounded",
-        "text", "symbolic",
+        "plain",
+        "fraction",
+        "negative",
+        "percent",
+        "scientific",
+        "expression",
+        "irrational",
+        "mixed",
+        "thousands",
+        "units",
+        "location",
+        "several",
+        "one-value",
+        "hidden",
+        "unclosed",
+        "huge",
+        "nan-inf",
+        "nesting",
+        "words",
+        "gold",
+        "rounded",
+        "text",
+        "symbolic",
     ] {
         let n = rows.iter().filter(|r| r.rule == rule).count();
         assert!(n >= 2, "rule `{rule}` has {n} rows");

@@ -70,7 +70,19 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
         (None, Some(ad)) => (adapter_base(ad)?, true),
         (None, None) => anyhow::bail!("give --base, --adapter, or both"),
     };
-    let base = export::base_dir(&base_name).with_context(|| {
+    // The bundled gym-tiny lives in the binary: write it out as a folder first.
+    let bundled = (base_name == policies::llm::tiny::NAME).then(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        std::env::temp_dir().join(format!("gym-tiny-base-{}-{nanos}", std::process::id()))
+    });
+    if let Some(dir) = &bundled {
+        policies::llm::tiny::write_folder(dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    }
+    let base = match &bundled {
+        Some(dir) => Ok(dir.clone()),
+        None => export::base_dir(&base_name),
+    }
+    .with_context(|| {
         if from_adapter {
             format!(
                 "cannot find the adapter's base model `{base_name}` (its base_model_name_or_path; a relative path is \
@@ -80,7 +92,11 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
             format!("cannot find base model `{base_name}`")
         }
     })?;
-    let written = export::export(&base, a.adapter.as_deref(), &a.out, format, dtype)?;
-    eprintln!("wrote {} ({}, base {})", written.display(), format.name(), base.display());
+    let written = export::export(&base, a.adapter.as_deref(), &a.out, format, dtype);
+    if let Some(dir) = &bundled {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let written = written?;
+    eprintln!("wrote {} ({}, base {})", written.display(), format.name(), base_name);
     Ok(())
 }

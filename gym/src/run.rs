@@ -199,7 +199,12 @@ struct TrajectoryFile {
 impl TrajectoryFile {
     fn create(path: &std::path::Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            anyhow::ensure!(dir.is_dir(), "cannot write {}: the folder {} does not exist", path.display(), dir.display());
+            anyhow::ensure!(
+                dir.is_dir(),
+                "cannot write {}: the folder {} does not exist",
+                path.display(),
+                dir.display()
+            );
         }
         let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Self { file, path: path.to_path_buf(), buf: Vec::new() })

@@ -167,10 +167,21 @@ fn build_config(a: &TrainArgs, resume_from: Option<&Path>) -> anyhow::Result<Grp
 fn progress_bar(quiet: bool, steps: usize) -> indicatif::ProgressBar {
     let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(steps as u64) };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{pos}/{len} [{elapsed_precise}] {msg}")
+        indicatif::ProgressStyle::with_template("{pos}/{len} [{elapsed_precise}, eta {eta}] {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// Shows a step's message: on the bar, or — when stderr is not a terminal
+/// (a log file, CI), where the bar draws nothing — as one plain line per step.
+fn report(bar: &indicatif::ProgressBar, quiet: bool, done: usize, msg: String) {
+    bar.set_position(done as u64);
+    if !quiet && bar.is_hidden() {
+        let total = bar.length().unwrap_or(0);
+        eprintln!("step {done}/{total} [{:.0?}, eta {:.0?}] {msg}", bar.elapsed(), bar.eta());
+    }
+    bar.set_message(msg);
 }
 
 /// `gym train --sft`.
@@ -201,14 +212,14 @@ pub fn train_sft(a: &TrainArgs, source: &str) -> anyhow::Result<()> {
         }
         let m = run.step()?;
         let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
-        bar.set_message(format!(
+        let msg = format!(
             "loss {:.4}  acc {:.3}  grad {:.3}  lr {:.2e}",
             get("loss"),
             get("mean_token_accuracy"),
             get("grad_norm"),
             get("learning_rate"),
-        ));
-        bar.set_position(run.steps_done() as u64);
+        );
+        report(&bar, a.quiet, run.steps_done(), msg);
     }
     bar.finish();
     let examples = run.examples();
@@ -266,7 +277,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
         let m = run.step()?;
         let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
-        bar.set_message(format!(
+        let msg = format!(
             "reward {:.3} ± {:.3}  loss {:+.4}  grad {:.3}  entropy {:.3}  zero-std {:.2}  len {:.1}  {:.0} tok/s",
             get("reward"),
             get("reward_std"),
@@ -276,8 +287,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             get("frac_reward_zero_std"),
             get("completions/mean_length"),
             get("tokens_per_second"),
-        ));
-        bar.set_position(run.steps_done() as u64);
+        );
+        report(&bar, a.quiet, run.steps_done(), msg);
         if get("prompts/clipped") > 0.0 && !a.quiet {
             bar.println(format!(
                 "warning: step {}: {} prompts cut to max_prompt_length ({} tokens dropped from their start); \

@@ -189,7 +189,8 @@ fn interrupted_run_keeps_every_finished_episode_and_says_so() {
     assert_eq!(last["summary"]["episodes"], n);
     // Episodes are complete and in order: the same bytes as a run of exactly n.
     let g = dir.path().join("n.jsonl");
-    let (ok, _, err) = gym(&["run", "2048", "--episodes", &n.to_string(), "--threads", "1", "--out", g.to_str().unwrap()]);
+    let (ok, _, err) =
+        gym(&["run", "2048", "--episodes", &n.to_string(), "--threads", "1", "--out", g.to_str().unwrap()]);
     assert!(ok, "{err}");
     let whole = std::fs::read_to_string(&g).unwrap();
     let whole: Vec<&str> = whole.lines().collect();

@@ -26,7 +26,8 @@ fn run_math_with_a_fixture_model_logs_rewards() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("mean reward") && stdout.contains("episodes"), "{stdout}");
     let text = std::fs::read_to_string(&out).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v| !envs::rollout::is_summary_line(v)).collect();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v| !envs::rollout::is_summary_line(v)).collect();
     assert_eq!(lines.len(), 2);
     for ep in &lines {
         let step = &ep["steps"][0];

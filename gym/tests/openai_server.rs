@@ -263,7 +263,8 @@ fn gym_run_2048_against_llama_server_logs_rewards() {
     assert!(res.status.success(), "{stderr}");
     assert!(stdout.contains("policy openai:tiny") && stdout.contains("mean reward"), "{stdout}");
     let text = std::fs::read_to_string(&out).unwrap();
-    let eps: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v| !envs::rollout::is_summary_line(v)).collect();
+    let eps: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v| !envs::rollout::is_summary_line(v)).collect();
     assert_eq!(eps.len(), 2);
     for ep in &eps {
         let steps = ep["steps"].as_array().unwrap();

@@ -298,3 +298,32 @@ fn ctrl_c_saves_the_last_finished_step_and_resume_matches_an_uninterrupted_run()
     gym(&[no_saves(&b), vec!["--overwrite".into()]].concat());
     assert_eq!(metric_lines(&b).len(), steps);
 }
+
+#[test]
+fn without_a_terminal_every_step_is_one_plain_line_with_an_eta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = args(&tmp.path().join("log"), 3);
+    a.retain(|s| s != "--quiet");
+    let out = Command::new(env!("CARGO_BIN_EXE_gym")).args(&a).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for k in 1..=3 {
+        assert!(stderr.contains(&format!("step {k}/3 [")), "{stderr}");
+    }
+    assert!(stderr.contains("eta") && stderr.contains("reward"), "{stderr}");
+}
+
+#[test]
+fn the_bundled_gym_tiny_is_a_base_gym_export_resolves() {
+    // An adapter trained on gym-tiny records `gym-tiny` as its base, which is
+    // in the binary, not on disk: export must still find it.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny-hf");
+    gym(&["export", "--base", "gym-tiny", "--out", out.to_str().unwrap()].map(String::from));
+    let load = |p: PathBuf| candle_core::safetensors::load(p, &candle_core::Device::Cpu).unwrap();
+    let written = load(out.join("model.safetensors"));
+    let bundled =
+        candle_core::safetensors::load_buffer(policies::llm::tiny::WEIGHTS, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(written.len(), bundled.len());
+    assert!(out.join("tokenizer.json").exists() && out.join("config.json").exists());
+}

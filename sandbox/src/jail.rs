@@ -1133,7 +1133,8 @@ impl PythonSession {
                 "memory" => {
                     // Python's MemoryError usually carries no message: name the limit.
                     let limit = format!("used more than the {} MiB memory limit", self.limits.memory_bytes >> 20);
-                    let why = if m.trim_end_matches(':').trim() == "MemoryError" { limit } else { format!("{m} ({limit})") };
+                    let why =
+                        if m.trim_end_matches(':').trim() == "MemoryError" { limit } else { format!("{m} ({limit})") };
                     return Err(self.fail(Verdict::new(VerdictKind::MemoryLimit, why)));
                 }
                 "long" if !loading => {

@@ -462,9 +462,11 @@ fn listing_several_candidates_never_earns_credit_in_math_or_vision() {
             let gold = extract_tag(&env.demonstration().unwrap().text, "answer").unwrap().to_string();
             let Some(value) = envs::answer::read_gold(&gold).one().and_then(|n| n.value.to_f64()) else { continue };
             let other = value + 1.0;
-            for listing in
-                [format!("{other}, {gold}"), format!("{gold} or {other}"), format!("\\boxed{{{other}}} or \\boxed{{{gold}}}")]
-            {
+            for listing in [
+                format!("{other}, {gold}"),
+                format!("{gold} or {other}"),
+                format!("\\boxed{{{other}}} or \\boxed{{{gold}}}"),
+            ] {
                 env.reset(seed).unwrap();
                 let reply = format!("<think>two guesses</think>\n<answer>{listing}</answer>");
                 let step = env.step(&Action::text(reply)).unwrap();

@@ -71,6 +71,18 @@ pub fn load_on(device: &Device) -> Result<LlmPolicy> {
     assemble(NAME, model)
 }
 
+/// Writes the bundled model as a Hugging Face folder (config, tokenizer,
+/// chat template, generation config, weights) into `dir`, so tools that
+/// take a model folder (`gym export`, transformers) can use it.
+pub fn write_folder(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("config.json"), CONFIG)?;
+    std::fs::write(dir.join("tokenizer.json"), TOKENIZER)?;
+    std::fs::write(dir.join("chat_template.jinja"), CHAT_TEMPLATE)?;
+    std::fs::write(dir.join("generation_config.json"), GENERATION_CONFIG)?;
+    std::fs::write(dir.join("model.safetensors"), WEIGHTS)
+}
+
 /// An untrained gym-tiny of the same shape, tokenizer and template, with
 /// random weights drawn from `seed` (the baseline the trained one must beat).
 pub fn random(seed: u64) -> Result<LlmPolicy> {

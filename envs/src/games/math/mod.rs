@@ -90,6 +90,7 @@ pub fn factory(opts: &Options) -> Result<EnvMaker, EnvError> {
         "gsm8k" => MathTasks::from_items(dataset::load_gsm8k(&required_path(opts)?)?, "gsm8k", tags.clone()),
         "jsonl" => MathTasks::from_items(dataset::load_jsonl(&required_path(opts)?)?, "jsonl", tags.clone()),
         _ => {
+            refuse_unused_path(opts, "gsm8k or jsonl")?;
             let d = opts.text("difficulty");
             let d = Difficulty::parse(d).ok_or_else(|| EnvError::BadOption {
                 name: "difficulty".into(),
@@ -105,6 +106,21 @@ pub fn factory(opts: &Options) -> Result<EnvMaker, EnvError> {
         let env = OneStepEnv::new(source.clone(), rubric.clone(), system.clone(), SUCCESS_TERM.0, SUCCESS_TERM.1);
         Box::new(reasons::Explained::new(env, tags.clone())) as Box<dyn Env>
     }))
+}
+
+/// A `path` given with the built-in source would be ignored: refuse it and
+/// say which `source` reads files.
+pub(crate) fn refuse_unused_path(opts: &Options, file_sources: &str) -> Result<(), EnvError> {
+    if opts.text("path").trim().is_empty() {
+        return Ok(());
+    }
+    Err(EnvError::BadOption {
+        name: "path".into(),
+        reason: format!(
+            "a file is read only with source={file_sources} (source is `{}`); add --opt source=…",
+            opts.text("source")
+        ),
+    })
 }
 
 fn required_path(opts: &Options) -> Result<std::path::PathBuf, EnvError> {
@@ -305,6 +321,10 @@ mod tests {
         assert!(matches!(factory(&opts), Err(EnvError::BadOption { .. })));
         let opts = r.options(ID, &["source=gsm8k"]).unwrap();
         assert!(matches!(factory(&opts), Err(EnvError::BadOption { name, .. }) if name == "path"));
+        // A path without a file source used to be ignored silently.
+        let opts = r.options(ID, &["path=data.jsonl"]).unwrap();
+        let Err(EnvError::BadOption { name, reason }) = factory(&opts) else { panic!("path was ignored") };
+        assert!(name == "path" && reason.contains("source=gsm8k or jsonl"), "{reason}");
     }
 
     #[test]

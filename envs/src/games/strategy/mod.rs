@@ -759,7 +759,10 @@ mod tests {
         let obs = env.reset(0).unwrap();
         let kib = Limits::default().output_bytes / 1024;
         assert!(obs.messages[0].content.contains(&format!("more than {kib} KiB")), "{}", obs.messages[0].content);
-        let flood = format!("```rhai\nfn strategy(b) {{ for i in 0..{} {{ print(\"0123456789abcdef\"); }} \"up\" }}\n```", 1100);
+        let flood = format!(
+            "```rhai\nfn strategy(b) {{ for i in 0..{} {{ print(\"0123456789abcdef\"); }} \"up\" }}\n```",
+            1100
+        );
         let step = env.step(&Action::text(flood)).unwrap();
         assert_eq!(step.info.extra["ends"]["violation"], 1, "{:?}", step.info.extra);
         let reason = step.info.reason.clone().unwrap_or_default();

@@ -109,6 +109,7 @@ pub fn factory(opts: &Options) -> Result<EnvMaker, EnvError> {
             VisionTasks::from_items(dataset::load_jsonl(std::path::Path::new(p))?, tags.clone())
         }
         _ => {
+            crate::games::math::refuse_unused_path(opts, "jsonl")?;
             let task = match opts.text("task") {
                 "count" => Task::Count,
                 "bar" => Task::Bar,
