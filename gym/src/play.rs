@@ -22,11 +22,57 @@ pub struct PlayArgs {
 /// `answer`); `\n` typed literally becomes a newline (for grids).
 pub fn human_action(line: &str, state: &serde_json::Value) -> Action {
     let text = line.trim().replace("\\n", "\n");
+    if let Some(word) = arrow_key(&text) {
+        return human_action(word, state);
+    }
     if text.contains('<') {
         return Action::text(text);
     }
     let tag = state["answer_tag"].as_str().unwrap_or("answer");
     Action::text(format!("<{tag}>{text}</{tag}>"))
+}
+
+/// The move word of a terminal arrow key (`ESC [ A` or `ESC O A`, …), which a
+/// line-mode terminal passes through as raw escape codes.
+fn arrow_key(text: &str) -> Option<&'static str> {
+    let code = text.strip_prefix("\u{1b}[").or_else(|| text.strip_prefix("\u{1b}O"))?;
+    match code {
+        "A" => Some("up"),
+        "B" => Some("down"),
+        "C" => Some("right"),
+        "D" => Some("left"),
+        _ => None,
+    }
+}
+
+/// Reads one human answer: a line, or — when the env wants a whole grid
+/// (`answer_space.kind == "grid"`) and the first line is one row — as many
+/// lines as the grid has rows (pasted or typed row by row).
+fn read_answer(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    state: &serde_json::Value,
+    out: &mut impl Write,
+) -> anyhow::Result<Option<String>> {
+    let Some(first) = lines.next().transpose()? else { return Ok(None) };
+    let rows = match &state["answer_space"] {
+        v if v["kind"] == "grid" => v["size"].as_u64().unwrap_or(0) as usize,
+        _ => 0,
+    };
+    let first_is_a_row = !first.contains('<') && !first.contains("\\n") && !first.trim().is_empty();
+    if rows <= 1 || !first_is_a_row {
+        return Ok(Some(first));
+    }
+    let mut grid = vec![first];
+    while grid.len() < rows {
+        write!(out, "{}> ", grid.len() + 1)?;
+        out.flush()?;
+        match lines.next().transpose()? {
+            Some(l) if l.trim().is_empty() => continue,
+            Some(l) => grid.push(l),
+            None => break,
+        }
+    }
+    Ok(Some(grid.join("\\n")))
 }
 
 /// `gym play`.
@@ -50,11 +96,11 @@ pub fn play(a: PlayArgs) -> anyhow::Result<()> {
         }
         write!(out, "> ")?;
         out.flush()?;
-        let Some(line) = lines.next() else {
+        let Some(line) = read_answer(&mut lines, &obs.state, &mut out)? else {
             writeln!(out, "\n(end of input)")?;
             break;
         };
-        let step = env.step(&human_action(&line?, &obs.state))?;
+        let step = env.step(&human_action(&line, &obs.state))?;
         total += step.reward;
         for t in &step.info.breakdown {
             writeln!(

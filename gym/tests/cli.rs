@@ -217,3 +217,31 @@ fn absurd_counts_and_missing_folders_fail_before_any_work() {
     // 100,000 episodes take minutes; the error came before them.
     assert!(t.elapsed() < std::time::Duration::from_secs(30));
 }
+
+fn play(args: &[&str], input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
+        .arg("play")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into()
+}
+
+#[test]
+fn play_takes_arrow_keys_and_multi_line_grids() {
+    // A line-mode terminal passes an arrow key through as ESC [ A.
+    let out = play(&["2048", "--seed", "1"], "\u{1b}[A\n\u{1b}OD\n");
+    assert!(!out.contains("is not a move") && !out.contains("reason:"), "{out}");
+    assert_eq!(out.matches("reward ").count(), 2, "{out}");
+    // A 4×4 Sudoku answered row by row: one reply of four lines.
+    let out = play(&["sudoku", "--opt", "size=4"], "1234\n3412\n\n2143\n4321\n");
+    let format = out.split("format").nth(1).and_then(|rest| rest.lines().next()).unwrap_or_default();
+    assert!(format.contains("+1.000"), "the grid was not read whole: {out}");
+}
