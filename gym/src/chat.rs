@@ -226,7 +226,7 @@ impl Chat {
                     };
                     return Ok(Reply { text: p.reply_text(&sample), reasoning: h.analysis, note });
                 }
-                let (reasoning, text) = split_think(&sample.text);
+                let (reasoning, text) = split_think(&p.reply_text(&sample));
                 Ok(Reply { text, reasoning, note: cut })
             }
             Backend::Remote(p) => {

@@ -61,3 +61,15 @@ fn tokenizer_has_one_token_per_program_fragment_and_round_trips() {
     let msgs = [envs::Message::system("rules"), envs::Message::user("Write a 2048 strategy for a 4x4 board. More.")];
     assert_eq!(p.render_prompt(&msgs).unwrap(), "<|user|>Write a 2048 strategy for a 4x4 board\n<|assistant|>");
 }
+
+#[test]
+fn replies_shown_and_scored_carry_no_special_tokens() {
+    let p = policies::llm::tiny::load().unwrap();
+    let sample = models::sampling::Sample {
+        text: "<|assistant|>```rhai\nfn strategy(b) { \"up\" }\n```<|user|>".into(),
+        token_ids: vec![],
+        logprobs: vec![],
+        finish: models::sampling::FinishReason::Length,
+    };
+    assert_eq!(p.reply_text(&sample), "```rhai\nfn strategy(b) { \"up\" }\n```");
+}

@@ -62,6 +62,10 @@ pub struct LlmPolicy {
     generation: GenerationConfig,
     eos_token_ids: Vec<u32>,
     template_kwargs: serde_json::Value,
+    /// The text of every special token (`<|im_end|>`, `<|assistant|>`, …),
+    /// longest first: removed from replies, as vLLM's
+    /// `skip_special_tokens` does.
+    special: Vec<String>,
 }
 
 impl LlmPolicy {
@@ -123,6 +127,10 @@ impl LlmPolicy {
         } else {
             generation.eos_token_ids.clone()
         };
+        let mut special: Vec<String> =
+            tokenizer.get_added_tokens_decoder().values().filter(|t| t.special).map(|t| t.content.clone()).collect();
+        special.retain(|t| !t.is_empty());
+        special.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         Self {
             name: name.to_string(),
             model,
@@ -131,6 +139,7 @@ impl LlmPolicy {
             generation,
             eos_token_ids,
             template_kwargs: serde_json::json!({}),
+            special,
         }
     }
 
@@ -205,13 +214,21 @@ impl LlmPolicy {
         self.sample_ids(&prompt, n, opts)
     }
 
-    /// The text an env sees: the harmony final channel for gpt-oss, else the reply.
+    /// The text an env sees: the harmony final channel for gpt-oss, else the
+    /// reply without special tokens (a model that emits `<|assistant|>` or an
+    /// end marker that is not its EOS id shows users plain text; the token
+    /// ids keep them for training).
     pub fn reply_text(&self, sample: &Sample) -> String {
         if self.is_harmony() && sample.text.contains("<|channel|>") {
-            parse_harmony(&sample.text).final_text.unwrap_or_default()
-        } else {
-            sample.text.clone()
+            return parse_harmony(&sample.text).final_text.unwrap_or_default();
         }
+        let mut text = sample.text.clone();
+        for t in &self.special {
+            if text.contains(t.as_str()) {
+                text = text.replace(t.as_str(), "");
+            }
+        }
+        text
     }
 
     /// The model's sampling options for an env's [`SamplingParams`] (the one
