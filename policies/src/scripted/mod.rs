@@ -19,7 +19,11 @@ use crate::PolicyNameError;
 /// The scripted policies' names and help.
 pub const NAMES: &[(&str, &str)] = &[
     ("random", "uniformly random legal action, or a random answer in the expected format"),
-    ("oracle", "answers correctly in the expected format (proves the reward ceiling)"),
+    (
+        "oracle",
+        "plays the env's demonstration: the correct answer where one exists (math, vision-qa, sudoku: the reward \
+         ceiling); in 2048 only the greedy-merge move, not a ceiling (expectimax is the strong 2048 baseline)",
+    ),
     ("expectimax", "2048: depth-limited expectimax search on the bitboard (reaches 2048 in most 4x4 games)"),
     ("greedy-merge", "2048: the move with the largest merge score, ties broken down > left > right > up"),
     ("corner", "2048: the first legal move of down, left, right, up"),

@@ -1,7 +1,9 @@
 use envs::{Completion, Policy, PolicyError, Request, SamplingParams};
 
 /// Replies with the env's own demonstration: the correct answer in the
-/// expected format. Its score is the env's reward ceiling.
+/// expected format. Where the env knows the answer (math, vision-qa,
+/// sudoku) its score is the reward ceiling; 2048's demonstration is only the
+/// greedy-merge move (the `expectimax` policy is the strong baseline there).
 pub struct Oracle;
 
 impl Policy for Oracle {
