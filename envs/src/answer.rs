@@ -425,14 +425,7 @@ fn digits_at(c: &[char], i: usize, n: usize) -> bool {
 }
 
 fn starts_with(c: &[char], i: usize, s: &str) -> bool {
-    let mut k = i;
-    for ch in s.chars() {
-        if c.get(k) != Some(&ch) {
-            return false;
-        }
-        k += 1;
-    }
-    true
+    (i..).zip(s.chars()).all(|(k, ch)| c.get(k) == Some(&ch))
 }
 
 fn lex_number(c: &[char], mut i: usize) -> Result<(Lit, usize), &'static str> {
@@ -812,7 +805,7 @@ fn root(fuel: &mut usize, x: &Value, n: u32) -> Parsed<Value> {
     if let Value::Exact(r) = x {
         charge(fuel, bits(r))?;
         let (num, negative) = (r.numer().abs(), r.is_negative());
-        if !negative || n % 2 == 1 {
+        if !negative || !n.is_multiple_of(2) {
             if let (Some(a), Some(b)) = (exact_root(&num, n), exact_root(r.denom(), n)) {
                 let a = if negative { -a } else { a };
                 return computed(BigRational::new_raw(a, b));
@@ -820,7 +813,7 @@ fn root(fuel: &mut usize, x: &Value, n: u32) -> Parsed<Value> {
         }
     }
     let f = float(x)?;
-    if f < 0.0 && n % 2 == 0 {
+    if f < 0.0 && n.is_multiple_of(2) {
         return Err(Fail::Fatal("an even root of a negative number"));
     }
     approx(f.signum() * f.abs().powf(1.0 / f64::from(n)))
