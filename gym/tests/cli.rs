@@ -167,7 +167,7 @@ fn bench_model_takes_a_model_folder_and_reports_the_bandwidth_bound() {
 fn interrupted_run_keeps_every_finished_episode_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
+    let child = Command::new(env!("CARGO_BIN_EXE_gym"))
         .args(["run", "2048", "--episodes", "1000000000", "--threads", "2", "--out", f.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

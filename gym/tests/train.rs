@@ -258,7 +258,7 @@ fn ctrl_c_saves_the_last_finished_step_and_resume_matches_an_uninterrupted_run()
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     gym(&no_saves(&a));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gym"))
+    let child = Command::new(env!("CARGO_BIN_EXE_gym"))
         .args(no_saves(&b))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
