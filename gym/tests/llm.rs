@@ -64,7 +64,8 @@ fn library_reply(p: &LlmPolicy, history: &[Message], seed: u64, t: u64, max_new_
     };
     let s = p.sample_chat(history, 1, &opts).unwrap().remove(0);
     assert!(!s.text.trim_start().starts_with("<think>"), "gym chat would split this reply: {:?}", s.text);
-    s.text
+    // What an env and gym chat see: the reply without control tokens.
+    p.reply_text(&s)
 }
 
 #[test]

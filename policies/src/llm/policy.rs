@@ -64,7 +64,8 @@ pub struct LlmPolicy {
     template_kwargs: serde_json::Value,
     /// The text of every special token (`<|im_end|>`, `<|assistant|>`, …),
     /// longest first: removed from replies, as vLLM's
-    /// `skip_special_tokens` does.
+    /// `skip_special_tokens` does — except tag-shaped ones (`<think>`), which
+    /// envs and `gym chat` read.
     special: Vec<String>,
 }
 
@@ -129,7 +130,12 @@ impl LlmPolicy {
         };
         let mut special: Vec<String> =
             tokenizer.get_added_tokens_decoder().values().filter(|t| t.special).map(|t| t.content.clone()).collect();
-        special.retain(|t| !t.is_empty());
+        // Tag-shaped tokens (`<think>`, `</s>`) stay: envs and chat read tags.
+        let tag = |t: &str| {
+            let inner = t.strip_prefix("</").or_else(|| t.strip_prefix('<')).and_then(|t| t.strip_suffix('>'));
+            inner.is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        };
+        special.retain(|t| !t.is_empty() && !tag(t));
         special.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         Self {
             name: name.to_string(),
