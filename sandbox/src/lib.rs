@@ -104,6 +104,17 @@ pub enum VerdictKind {
     ProtocolError,
 }
 
+/// Rhai operations that stand for one millisecond of CPU: hosts convert a
+/// time budget with it (Rhai counts operations, so verdicts do not depend
+/// on machine load), and verdicts state budgets in both units.
+pub const RHAI_OPS_PER_MS: u64 = 20_000;
+
+/// A Rhai operation budget as a person reads it: `2000 ms (40000000
+/// operations at 20000 per ms)`.
+pub fn rhai_budget(ops: u64) -> String {
+    format!("{} ms ({ops} operations at {RHAI_OPS_PER_MS} per ms)", ops / RHAI_OPS_PER_MS)
+}
+
 impl VerdictKind {
     /// A stable snake-case name for logs and reward breakdowns.
     pub fn name(self) -> &'static str {

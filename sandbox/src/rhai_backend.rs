@@ -263,12 +263,12 @@ impl RhaiSession {
         match e {
             EvalAltResult::ErrorTooManyOperations(_) => Verdict::new(
                 VerdictKind::TimeoutCpu,
-                format!("more than {} operations in one call", self.limits.ops_per_call),
+                format!("used the CPU budget of one call: {}", crate::rhai_budget(self.limits.ops_per_call)),
             ),
             EvalAltResult::ErrorTerminated(token, _) => match token.as_int().unwrap_or(0) {
                 STOP_CPU => Verdict::new(
                     VerdictKind::TimeoutCpu,
-                    format!("more than {} operations in the episode", self.limits.ops_total),
+                    format!("used the CPU budget of the game: {}", crate::rhai_budget(self.limits.ops_total)),
                 ),
                 STOP_WALL => Verdict::new(
                     VerdictKind::TimeoutWall,

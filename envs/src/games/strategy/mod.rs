@@ -146,7 +146,7 @@ impl Config {
             call_cpu: time.min(Duration::from_millis(500)),
             call_wall: Duration::from_secs(2),
             total_wall: time * 4 + Duration::from_secs(2),
-            ops_total: time.as_millis() as u64 * 20_000,
+            ops_total: time.as_millis() as u64 * sandbox::RHAI_OPS_PER_MS,
             ops_per_call: 5_000_000,
             ..Limits::default()
         };
@@ -172,7 +172,7 @@ fn spec(kind: Kind) -> EnvSpec {
             name: "time_ms",
             kind: OptionKind::Int { min: 50, max: 60_000 },
             default: "2000",
-            help: "CPU budget per game in ms (Rhai: 20k operations per ms)",
+            help: "CPU budget per game in ms (Rhai counts 20,000 operations per ms)",
         },
     ];
     match kind {
