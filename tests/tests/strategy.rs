@@ -125,3 +125,48 @@ fn strategy_envs_pass_the_checker() {
         envs::check::check_env(&maker, 4).unwrap_or_else(|e| panic!("{env}: {e}"));
     }
 }
+
+/// A program file of `tests/data/strategy/integrity/` as a fenced reply.
+fn integrity_program(file: &str) -> String {
+    let path = format!("{}/data/strategy/integrity/{file}", env!("CARGO_MANIFEST_DIR"));
+    let code = std::fs::read_to_string(path).unwrap();
+    let lang = if file.ends_with(".py") { "python" } else { "rhai" };
+    format!("```{lang}\n{code}\n```")
+}
+
+/// Mean `outcome` of `file` over env seeds 0..64 (2 games each).
+fn mean_outcome(file: &str, baseline: &str) -> f64 {
+    let reg = Registry::builtin();
+    let lang = if file.ends_with(".py") { "language=python" } else { "language=rhai" };
+    let mut env = reg.make("2048-strategy", &[&format!("baseline={baseline}"), "games=2", lang]).unwrap();
+    let mut sum = 0.0;
+    for seed in 0..64 {
+        env.reset(seed).unwrap();
+        let step = env.step(&envs::Action::text(integrity_program(file))).unwrap();
+        sum += step.info.breakdown.iter().find(|t| t.name == "outcome").and_then(|t| t.value).unwrap();
+    }
+    sum / 64.0
+}
+
+#[test]
+fn board_blind_programs_beat_random_play_but_not_the_blind_baseline() {
+    // The hack: a Python program that cycles moves from a counter, never
+    // reading the board, is far above random play (the default grading).
+    let hack = mean_outcome("cycle.py", "random");
+    assert!(hack > 1.0, "the blind cycle vs random play: {hack}");
+    // Graded against the blind baseline it earns nothing, and neither does
+    // any other board-blind program (Python keeps state; Rhai cannot, so its
+    // "cycle" is keyed on the tile sum).
+    for file in [
+        "cycle.py",
+        "wasd.py",
+        "seeded_random.py",
+        "one_direction.py",
+        "one_direction.rhai",
+        "sum_cycle.rhai",
+        "priority.rhai",
+    ] {
+        let o = mean_outcome(file, "blind");
+        assert!(o < 0.1, "{file} earns {o} against the blind baseline");
+    }
+}

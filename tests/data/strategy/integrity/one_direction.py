@@ -1,0 +1,2 @@
+def strategy(board):
+    return "down"
