@@ -158,11 +158,16 @@ async fn server_bench_full_and_one_step() {
         assert_eq!(l.mean_steps, 3.0);
         assert!(l.step_ms.p50 > 0.0 && l.step_ms.p50 <= l.step_ms.p99);
         assert!(l.sessions_per_s > 0.0 && l.server_rss_peak_kib.is_some());
+        // Memory before, at the peak and after the batch are all reported.
+        let (b, p, a) =
+            (l.server_rss_base_kib.unwrap(), l.server_rss_peak_kib.unwrap(), l.server_rss_after_kib.unwrap());
+        assert!(b <= p && a > 0, "{b} {p} {a}");
     }
     assert_eq!(r.max_batch_95, Some(32));
     let r = run_async(server_args(s.url(), "4", EpisodeMode::OneStep)).await.unwrap();
     assert_eq!(r.levels[0].mean_steps, 1.0);
-    assert!(gym::bench::server::markdown(&r).contains("| 4 | 100.0% |"));
+    let md = gym::bench::server::markdown(&r);
+    assert!(md.contains("| 4 | 100.0% |") && md.contains("before / peak / after"), "{md}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

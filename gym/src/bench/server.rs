@@ -138,6 +138,10 @@ pub struct Level {
     /// Server peak VmRSS during the batch, KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_rss_peak_kib: Option<u64>,
+    /// Server VmRSS half a second after the batch's sessions ended, KiB
+    /// (whether memory is returned after load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_rss_after_kib: Option<u64>,
     /// (peak − base) / sessions, KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_kib_per_session: Option<f64>,
@@ -341,6 +345,13 @@ async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
     if let Some(s) = sampler {
         let _ = s.await;
     }
+    let after = match a.server_pid {
+        Some(pid) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            vm_rss_kib(pid)
+        }
+        None => None,
+    };
     let ok: Vec<&SessionRecord> = recs.iter().filter(|r| r.ok).collect();
     let steps: usize = ok.iter().map(|r| r.step_ms.len()).sum();
     let mut errors: Vec<(String, usize)> = Vec::new();
@@ -370,6 +381,7 @@ async fn level(a: Arc<ServerBenchArgs>, n: usize, rep: usize) -> Level {
         total_ms: Latency::of(ok.iter().map(|r| r.total_ms).collect()),
         server_rss_base_kib: base,
         server_rss_peak_kib: base.map(|_| peak_v),
+        server_rss_after_kib: after,
         server_kib_per_session: base.map(|b| peak_v.saturating_sub(b) as f64 / n.max(1) as f64),
         server_cpu_s: cpu,
         server_cpu_ms_per_session: cpu.map(|c| 1e3 * c / ok.len().max(1) as f64),
@@ -426,7 +438,7 @@ pub async fn run_async(a: ServerBenchArgs) -> anyhow::Result<ServerReport> {
 /// The report as a Markdown table.
 pub fn markdown(r: &ServerReport) -> String {
     let mut s = format!(
-        "## {} ({}, {} episodes, {} cores)\n\n| sessions | ok | sessions/s | steps/s | connect p50/p95/p99 ms | reset p50/p95/p99 ms | step p50/p95/p99 ms | server KiB/session | server CPU ms/session |\n|---:|---:|---:|---:|---|---|---|---:|---:|\n",
+        "## {} ({}, {} episodes, {} cores)\n\n| sessions | ok | sessions/s | steps/s | connect p50/p95/p99 ms | reset p50/p95/p99 ms | step p50/p95/p99 ms | server KiB/session | server RSS before / peak / after MiB | server CPU ms/session |\n|---:|---:|---:|---:|---|---|---|---:|---|---:|\n",
         r.label,
         r.url,
         match r.episode {
@@ -438,7 +450,7 @@ pub fn markdown(r: &ServerReport) -> String {
     for l in &r.levels {
         let f = |x: &Latency| format!("{:.2} / {:.2} / {:.2}", x.p50, x.p95, x.p99);
         s.push_str(&format!(
-            "| {} | {:.1}% | {:.0} | {:.0} | {} | {} | {} | {} | {} |\n",
+            "| {} | {:.1}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
             l.sessions,
             100.0 * l.success_rate,
             l.sessions_per_s,
@@ -447,6 +459,11 @@ pub fn markdown(r: &ServerReport) -> String {
             f(&l.reset_ms),
             f(&l.step_ms),
             l.server_kib_per_session.map_or("–".to_string(), |k| format!("{k:.1}")),
+            match (l.server_rss_base_kib, l.server_rss_peak_kib, l.server_rss_after_kib) {
+                (Some(b), Some(p), Some(a)) =>
+                    format!("{:.1} / {:.1} / {:.1}", b as f64 / 1024.0, p as f64 / 1024.0, a as f64 / 1024.0),
+                _ => "–".to_string(),
+            },
             l.server_cpu_ms_per_session.map_or("–".to_string(), |k| format!("{k:.3}")),
         ));
     }
