@@ -71,13 +71,19 @@ fn cases() -> u32 {
 
 fn run(name: &str, check: impl Fn(&str)) {
     let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+    let slowest = std::cell::Cell::new((std::time::Duration::ZERO, 0usize));
     runner
         .run(&input(), |text| {
+            let t = std::time::Instant::now();
             check(&text);
+            if t.elapsed() > slowest.get().0 {
+                slowest.set((t.elapsed(), text.len()));
+            }
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    println!("{name}: {} inputs, 0 panics", cases());
+    let (spent, len) = slowest.get();
+    println!("{name}: {} inputs, 0 panics; slowest {spent:?} for a {len}-byte input", cases());
 }
 
 #[test]
