@@ -90,6 +90,11 @@ pub struct TrainArgs {
     /// checkpoints (they are deleted); without it such a folder is refused.
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// With --resume: continue even when settings other than max_steps,
+    /// save_steps, save_total_limit and logging_steps differ from the
+    /// checkpoint's (refused by default).
+    #[arg(long, requires = "resume")]
+    pub allow_config_change: bool,
     /// An env option, `name=value` (repeatable).
     #[arg(long = "opt", value_name = "NAME=VALUE")]
     pub opts: Vec<String>,
@@ -252,6 +257,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         output_dir: a.output_dir.clone(),
         save_merged: a.save_merged,
         overwrite: a.overwrite,
+        allow_config_change: a.allow_config_change,
     };
     let mut run = GrpoRun::start(&spec, cfg, resume_from.as_deref())?;
     if let (false, Some((ck, st))) = (a.quiet, run.resumed()) {

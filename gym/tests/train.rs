@@ -327,3 +327,21 @@ fn the_bundled_gym_tiny_is_a_base_gym_export_resolves() {
     assert_eq!(written.len(), bundled.len());
     assert!(out.join("tokenizer.json").exists() && out.join("config.json").exists());
 }
+
+#[test]
+fn resume_refuses_changed_settings_unless_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r");
+    gym(&args(&out, 2));
+    // Running longer is a resumable change.
+    gym(&[args(&out, 3), vec!["--resume".into()]].concat());
+    assert_eq!(metric_lines(&out).len(), 3);
+    // A different learning rate is not: the resumed run would be another run.
+    let changed = [args(&out, 4), vec!["--resume".into(), "--learning-rate".into(), "0.9".into()]].concat();
+    let o = Command::new(env!("CARGO_BIN_EXE_gym")).args(&changed).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("learning_rate") && err.contains("--allow-config-change"), "{err}");
+    assert_eq!(metric_lines(&out).len(), 3, "a refused resume changes nothing");
+    gym(&[changed, vec!["--allow-config-change".into()]].concat());
+    assert_eq!(metric_lines(&out).len(), 4);
+}

@@ -123,6 +123,36 @@ pub struct GrpoRunSpec {
     /// (they are deleted); without it such a folder is refused, so that a
     /// later `--resume` can never pick a stale checkpoint.
     pub overwrite: bool,
+    /// Resume even when settings that shape training differ from the
+    /// checkpoint's (see [`RESUMABLE_CHANGES`]).
+    pub allow_config_change: bool,
+}
+
+/// Settings a resumed run may change freely: how long it runs, how often it
+/// saves and logs. Any other difference from the checkpoint's settings is
+/// refused unless [`GrpoRunSpec::allow_config_change`] is set, since the
+/// resumed run would no longer be the run it continues.
+pub const RESUMABLE_CHANGES: &[&str] = &["max_steps", "save_steps", "save_total_limit", "logging_steps"];
+
+/// The settings (other than [`RESUMABLE_CHANGES`]) in which `new` differs
+/// from the checkpoint `ck`'s `config.toml`, as `key: old → new`.
+pub fn config_changes(ck: &Path, new: &GrpoConfig) -> Result<Vec<String>> {
+    let path = ck.join("config.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
+    let parse = |t: &str, what: &Path| {
+        t.parse::<toml::Table>().map_err(|e| TrainError::Config(format!("{}: invalid TOML: {e}", what.display())))
+    };
+    let old = parse(&text, &path)?;
+    let new = parse(&new.to_toml()?, Path::new("the new settings"))?;
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&toml::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+    Ok(keys
+        .into_iter()
+        .filter(|k| !RESUMABLE_CHANGES.contains(&k.as_str()) && old.get(*k) != new.get(*k))
+        .map(|k| format!("{k}: {} → {}", show(old.get(k)), show(new.get(k))))
+        .collect())
 }
 
 /// A GRPO run in progress.
@@ -166,6 +196,18 @@ impl GrpoRun {
     pub fn start(spec: &GrpoRunSpec, cfg: GrpoConfig, resume_from: Option<&Path>) -> Result<Self> {
         let out = spec.output_dir.clone();
         std::fs::create_dir_all(&out).map_err(|e| io_err("create", &out, e))?;
+        if let Some(ck) = resume_from.filter(|_| !spec.allow_config_change) {
+            let changes = config_changes(ck, &cfg)?;
+            if !changes.is_empty() {
+                return Err(TrainError::Config(format!(
+                    "--resume from {} with different settings ({}); only {} may change: pass \
+                     --allow-config-change to resume anyway",
+                    ck.display(),
+                    changes.join(", "),
+                    RESUMABLE_CHANGES.join(", ")
+                )));
+            }
+        }
         if resume_from.is_none() {
             let old = checkpoint::list(&out)?;
             if let Some((step, _)) = old.last() {

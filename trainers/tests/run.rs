@@ -22,6 +22,7 @@ fn spec(out: &Path) -> GrpoRunSpec {
         output_dir: out.to_path_buf(),
         save_merged: true,
         overwrite: false,
+        allow_config_change: false,
     }
 }
 
