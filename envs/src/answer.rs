@@ -304,20 +304,7 @@ fn after_marker(text: &str) -> Option<&str> {
 
 /// Reads an answer region (an answer tag's content or a gold answer).
 pub fn read_answer(region: &str) -> Answer {
-    let boxes = match boxed(region) {
-        Ok(b) => b,
-        Err(why) => return Answer::Unreadable(why),
-    };
-    if !boxes.is_empty() {
-        return read_all(&boxes);
-    }
-    if let Some(r) = after_hashes(region) {
-        return read_value(r);
-    }
-    if let Some(r) = after_marker(region) {
-        return read_value(r);
-    }
-    read_value(region)
+    read_final(region, region)
 }
 
 /// Reads a gold answer: the same parser as for replies.
@@ -330,6 +317,12 @@ pub fn read_gold(gold: &str) -> Answer {
 /// "answer is" are looked for, and otherwise the last non-empty line is read.
 pub fn read_reply(reply: &str, reasoning_tag: &str) -> Answer {
     let text = after_reasoning(reply, reasoning_tag);
+    read_final(text, text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+}
+
+/// The boxes of `text`, else the text after its last `####` or "answer is",
+/// else `fallback`, read.
+fn read_final(text: &str, fallback: &str) -> Answer {
     let boxes = match boxed(text) {
         Ok(b) => b,
         Err(why) => return Answer::Unreadable(why),
@@ -337,10 +330,7 @@ pub fn read_reply(reply: &str, reasoning_tag: &str) -> Answer {
     if !boxes.is_empty() {
         return read_all(&boxes);
     }
-    if let Some(r) = after_hashes(text).or_else(|| after_marker(text)) {
-        return read_value(r);
-    }
-    read_value(text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+    read_value(after_hashes(text).or_else(|| after_marker(text)).unwrap_or(fallback))
 }
 
 fn read_all(parts: &[&str]) -> Answer {
@@ -902,7 +892,12 @@ impl Parser {
 
     fn expr(&mut self, d: usize) -> Parsed<Number> {
         let mut left = self.term(d)?;
-        while let Some(op @ (Tok::Plus | Tok::Minus)) = self.peek().cloned() {
+        loop {
+            let minus = match self.peek() {
+                Some(Tok::Plus) => false,
+                Some(Tok::Minus) => true,
+                _ => break,
+            };
             let Some(right) = self.attempt(|p| {
                 p.pos += 1;
                 p.term(d)
@@ -910,7 +905,7 @@ impl Parser {
             else {
                 break;
             };
-            let r = if op == Tok::Minus { neg(&right.value) } else { right.value };
+            let r = if minus { neg(&right.value) } else { right.value };
             left = Number::of(add(&mut self.fuel, &left.value, &r)?);
         }
         Ok(left)
@@ -1043,16 +1038,17 @@ impl Parser {
             return Err(Fail::Fatal("the answer is nested too deeply"));
         }
         self.fuel = self.fuel.checked_sub(1).ok_or(Fail::Fatal("the answer is too complex to read"))?;
-        match self.peek().cloned() {
+        match self.peek() {
             Some(Tok::Num(l)) => {
+                let plain_int = l.plain_int;
+                let decimals = (!l.frac.is_empty() && l.exp == 0).then_some(l.frac.len() as u32);
                 let value = self.literal(self.pos)?;
                 self.pos += 1;
-                if l.plain_int {
+                if plain_int {
                     if let Some(frac) = self.attempt(Self::proper_fraction)? {
                         return Ok(Number::of(add(&mut self.fuel, &value, &frac)?));
                     }
                 }
-                let decimals = (!l.frac.is_empty() && l.exp == 0).then_some(l.frac.len() as u32);
                 Ok(Number { value, percent: false, decimals })
             }
             Some(Tok::LParen) => {

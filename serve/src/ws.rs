@@ -178,13 +178,8 @@ enum Dispatch {
     Run(Running),
 }
 
-/// A text frame as received.
-enum Incoming {
-    Text(Utf8Bytes),
-}
-
-fn dispatch(svc: &Arc<EnvService>, core: &mut Option<Core>, msg: Incoming) -> Dispatch {
-    let Incoming::Text(text) = msg;
+/// Handles one text frame.
+fn dispatch(svc: &Arc<EnvService>, core: &mut Option<Core>, text: Utf8Bytes) -> Dispatch {
     let v: Value = match serde_json::from_str(text.as_str()) {
         Ok(v) => v,
         Err(e) => return Dispatch::Now(Reply::err(ErrorCode::InvalidJson, &format!("Invalid JSON: {e}"), Map::new())),
@@ -331,7 +326,7 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
     };
     let mut core = Some(Core::new(env));
     let mut running: Option<Running> = None;
-    let mut queue: VecDeque<Incoming> = VecDeque::new();
+    let mut queue: VecDeque<Utf8Bytes> = VecDeque::new();
     let mut shutdown = svc.shutdown.subscribe();
     let mut stopping = *shutdown.borrow();
     let mut closing = false;
@@ -408,7 +403,7 @@ pub(crate) async fn run_session(mut socket: WebSocket, svc: Arc<EnvService>) {
                     Some(Ok(Message::Text(t))) => {
                         if !(closing || stopping) {
                             last_request = Instant::now();
-                            queue.push_back(Incoming::Text(t));
+                            queue.push_back(t);
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
